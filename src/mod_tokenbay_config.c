@@ -1,0 +1,241 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#include "mod_tokenbay_private.h"
+
+#include <apr_strings.h>
+#include <httpd.h>
+#include <http_config.h>
+
+#include "mod_tokenbay_config.h"
+#include "tb_util.h"
+
+/* Defaults, in one place; documented in conf/tokenbay.conf and README. */
+#define DEF_KEY_CACHE_TTL   apr_time_from_sec(10)
+#define DEF_CATALOG_TTL     apr_time_from_sec(10)
+#define DEF_KEY_CACHE_SIZE  10000
+#define DEF_MAX_BODY        ((apr_off_t)16 * 1024 * 1024)
+#define DEF_MAX_RESPONSE    ((apr_off_t)32 * 1024 * 1024)
+#define DEF_CONNECT_TIMEOUT apr_time_from_sec(5)
+#define DEF_TIMEOUT         apr_time_from_sec(600)
+#define DEF_MAX_ATTEMPTS    3
+
+#define UNSET (-1)
+#define MERGE(f) conf->f = (add->f != UNSET) ? add->f : base->f
+
+tb_srv_conf_t *tb_conf_srv(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &tokenbay_module);
+}
+
+tb_dir_conf_t *tb_conf_dir(const request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &tokenbay_module);
+}
+
+void *tb_conf_create_srv(apr_pool_t *p, server_rec *s)
+{
+    tb_srv_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->key_cache_ttl = UNSET;
+    conf->catalog_ttl = UNSET;
+    conf->key_cache_size = UNSET;
+    return conf;
+}
+
+void *tb_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
+{
+    tb_srv_conf_t *base = basev, *add = addv;
+    tb_srv_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    MERGE(key_cache_ttl);
+    MERGE(catalog_ttl);
+    MERGE(key_cache_size);
+    return conf;
+}
+
+void *tb_conf_create_dir(apr_pool_t *p, char *dir)
+{
+    tb_dir_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    conf->enabled = UNSET;
+    conf->max_body = UNSET;
+    conf->max_response = UNSET;
+    conf->connect_timeout = UNSET;
+    conf->timeout = UNSET;
+    conf->max_attempts = UNSET;
+    return conf;
+}
+
+void *tb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    tb_dir_conf_t *base = basev, *add = addv;
+    tb_dir_conf_t *conf = apr_pcalloc(p, sizeof(*conf));
+
+    MERGE(enabled);
+    MERGE(max_body);
+    MERGE(max_response);
+    MERGE(connect_timeout);
+    MERGE(timeout);
+    MERGE(max_attempts);
+    return conf;
+}
+
+#define GETTER(type, name, conftype, field, def) \
+    type name(const conftype *c) { return c->field != UNSET ? c->field : (def); }
+
+GETTER(apr_interval_time_t, tb_conf_key_cache_ttl, tb_srv_conf_t, key_cache_ttl, DEF_KEY_CACHE_TTL)
+GETTER(apr_interval_time_t, tb_conf_catalog_ttl, tb_srv_conf_t, catalog_ttl, DEF_CATALOG_TTL)
+GETTER(int, tb_conf_key_cache_size, tb_srv_conf_t, key_cache_size, DEF_KEY_CACHE_SIZE)
+GETTER(int, tb_conf_enabled, tb_dir_conf_t, enabled, 0)
+GETTER(apr_off_t, tb_conf_max_body, tb_dir_conf_t, max_body, DEF_MAX_BODY)
+GETTER(apr_off_t, tb_conf_max_response, tb_dir_conf_t, max_response, DEF_MAX_RESPONSE)
+GETTER(apr_interval_time_t, tb_conf_connect_timeout, tb_dir_conf_t, connect_timeout, DEF_CONNECT_TIMEOUT)
+GETTER(apr_interval_time_t, tb_conf_timeout, tb_dir_conf_t, timeout, DEF_TIMEOUT)
+GETTER(int, tb_conf_max_attempts, tb_dir_conf_t, max_attempts, DEF_MAX_ATTEMPTS)
+
+/* ---- directive parsing: strict, one message shape ------------------------- */
+
+static const char *invalid(cmd_parms *cmd, const char *what)
+{
+    return apr_psprintf(cmd->pool, "Invalid value for directive %s: %s",
+                        cmd->directive->directive, what);
+}
+
+/* Durations: seconds by default, with httpd's suffixes (ms, s, mi, h). */
+static const char *parse_duration(cmd_parms *cmd, const char *arg,
+                                  apr_interval_time_t min,
+                                  apr_interval_time_t *pv)
+{
+    apr_interval_time_t t;
+
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t < min) {
+        return invalid(cmd, apr_psprintf(cmd->pool,
+                       "'%s' (expected a duration such as 30, 30s, 500ms)", arg));
+    }
+    *pv = t;
+    return NULL;
+}
+
+static const char *parse_size(cmd_parms *cmd, const char *arg, apr_off_t *pv)
+{
+    apr_off_t v;
+    char *end;
+
+    if (apr_strtoff(&v, arg, &end, 10) != APR_SUCCESS || v < 1
+        || end == arg || end[*end && !end[1] ? 1 : 0] != '\0') {
+        return invalid(cmd, apr_psprintf(cmd->pool,
+                       "'%s' (expected bytes, optionally with K, M or G)", arg));
+    }
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': v *= 1024; break;
+    case 'm': case 'M': v *= 1024 * 1024; break;
+    case 'g': case 'G': v *= 1024 * 1024 * 1024; break;
+    default:
+        return invalid(cmd, apr_psprintf(cmd->pool,
+                       "'%s' (unknown unit '%c')", arg, *end));
+    }
+    *pv = v;
+    return NULL;
+}
+
+static const char *set_enabled(cmd_parms *cmd, void *dconf, int flag)
+{
+    ((tb_dir_conf_t *)dconf)->enabled = flag;
+    return NULL;
+}
+
+static const char *set_max_body(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    return parse_size(cmd, arg, &((tb_dir_conf_t *)dconf)->max_body);
+}
+
+static const char *set_max_response(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    return parse_size(cmd, arg, &((tb_dir_conf_t *)dconf)->max_response);
+}
+
+static const char *set_connect_timeout(cmd_parms *cmd, void *dconf,
+                                       const char *arg)
+{
+    return parse_duration(cmd, arg, apr_time_from_msec(1),
+                          &((tb_dir_conf_t *)dconf)->connect_timeout);
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    return parse_duration(cmd, arg, apr_time_from_msec(1),
+                          &((tb_dir_conf_t *)dconf)->timeout);
+}
+
+static const char *set_max_attempts(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    long v;
+
+    if (!tb_parse_long(arg, 1, 16, &v)) {
+        return invalid(cmd, apr_psprintf(cmd->pool,
+                       "'%s' (expected an integer from 1 to 16)", arg));
+    }
+    ((tb_dir_conf_t *)dconf)->max_attempts = (int)v;
+    return NULL;
+}
+
+static const char *set_key_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    return err ? err : parse_duration(cmd, arg, 0,
+                                      &tb_conf_srv(cmd->server)->key_cache_ttl);
+}
+
+static const char *set_catalog_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    return err ? err : parse_duration(cmd, arg, 0,
+                                      &tb_conf_srv(cmd->server)->catalog_ttl);
+}
+
+static const char *set_key_cache_size(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    long v;
+
+    if (err) {
+        return err;
+    }
+    if (!tb_parse_long(arg, 1, 10000000L, &v)) {
+        return invalid(cmd, apr_psprintf(cmd->pool,
+                       "'%s' (expected an integer from 1 to 10000000)", arg));
+    }
+    tb_conf_srv(cmd->server)->key_cache_size = (int)v;
+    return NULL;
+}
+
+/* NB: OR_FILEINFO makes a directive usable in .htaccess under
+ * "AllowOverride FileInfo"; RSRC_CONF/ACCESS_CONF only ones are refused
+ * there by httpd itself. The README lists which is which. */
+const command_rec tb_cmds[] = {
+    AP_INIT_FLAG("TokenBay", set_enabled, NULL, OR_FILEINFO,
+                 "Serve the OpenAI-compatible gateway here: On or Off"),
+    AP_INIT_TAKE1("TokenBayMaxBodySize", set_max_body, NULL, OR_FILEINFO,
+                  "Largest accepted request body, in bytes (K, M, G suffixes)"),
+    AP_INIT_TAKE1("TokenBayMaxAttempts", set_max_attempts, NULL, OR_FILEINFO,
+                  "Upstream accounts tried at most per request (1-16)"),
+    AP_INIT_TAKE1("TokenBayConnectTimeout", set_connect_timeout, NULL, OR_FILEINFO,
+                  "Time allowed to connect to an upstream"),
+    AP_INIT_TAKE1("TokenBayTimeout", set_timeout, NULL, OR_FILEINFO,
+                  "Time allowed for a whole upstream exchange"),
+    AP_INIT_TAKE1("TokenBayMaxResponseSize", set_max_response, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Largest buffered (non-streamed) upstream response, in bytes"),
+    AP_INIT_TAKE1("TokenBayKeyCacheTTL", set_key_cache_ttl, NULL, RSRC_CONF,
+                  "How long a key lookup is cached in each process"),
+    AP_INIT_TAKE1("TokenBayCatalogTTL", set_catalog_ttl, NULL, RSRC_CONF,
+                  "How long the accounts/models catalogue is cached in each process"),
+    AP_INIT_TAKE1("TokenBayKeyCacheSize", set_key_cache_size, NULL, RSRC_CONF,
+                  "Most keys cached per process"),
+    { NULL }
+};

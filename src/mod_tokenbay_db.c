@@ -1,0 +1,310 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#include "mod_tokenbay_private.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <apr_dbd.h>
+#include <apr_optional.h>
+#include <apr_strings.h>
+#include <http_log.h>
+#include <mod_dbd.h>
+
+#include "mod_tokenbay_db.h"
+
+/* Statement labels live in mod_dbd's namespace: prefix them. mod_dbd's
+ * MySQL driver takes %s placeholders and returns every column as text. */
+#define Q_KEY      "tokenbay_key_lookup"
+#define Q_MODELS   "tokenbay_models_list"
+#define Q_ALIASES  "tokenbay_aliases_list"
+#define Q_ACCOUNTS "tokenbay_accounts_list"
+#define Q_ACCT_GRP "tokenbay_account_groups_list"
+#define Q_ACCT_MDL "tokenbay_account_models_list"
+
+static const struct {
+    const char *label;
+    const char *sql;
+} statements[] = {
+    { Q_KEY,
+      "SELECT k.id, k.name, k.prefix, k.last4, k.status = 'active',"
+      " COALESCE(UNIX_TIMESTAMP(k.expires_at), 0), k.models,"
+      " g.id, g.name, g.status = 'active', g.models"
+      " FROM tb_keys k JOIN tb_groups g ON g.id = k.group_id"
+      " WHERE k.key_hash = %s" },
+    { Q_MODELS,
+      "SELECT id, owned_by, created FROM tb_models WHERE status = 'active'" },
+    { Q_ALIASES,
+      "SELECT alias, model_id FROM tb_model_aliases" },
+    { Q_ACCOUNTS,
+      "SELECT id, name, protocol, base_url, credential, priority, weight,"
+      " max_concurrency, status = 'active' FROM tb_accounts" },
+    { Q_ACCT_GRP,
+      "SELECT ag.account_id, ag.group_id FROM tb_account_groups ag"
+      " JOIN tb_groups g ON g.id = ag.group_id WHERE g.status = 'active'" },
+    { Q_ACCT_MDL,
+      "SELECT account_id, model_id, upstream_model FROM tb_account_models" },
+};
+
+static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_open) *dbd_open_fn;
+static APR_OPTIONAL_FN_TYPE(ap_dbd_close) *dbd_close_fn;
+
+const char *tb_db_init(server_rec *s_main)
+{
+    server_rec *s;
+    apr_size_t i;
+
+    dbd_prepare_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_prepare);
+    dbd_open_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
+    dbd_close_fn = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_close);
+    if (!dbd_prepare_fn || !dbd_open_fn || !dbd_close_fn) {
+        return "mod_tokenbay needs mod_dbd: LoadModule dbd_module before it";
+    }
+    /* NB: mod_dbd prepares the registered statements on each new database
+     * connection, in the children; registering on every server_rec here,
+     * before they exist, covers vhosts with their own DBDParams too. */
+    for (s = s_main; s; s = s->next) {
+        for (i = 0; i < sizeof(statements) / sizeof(statements[0]); ++i) {
+            dbd_prepare_fn(s, statements[i].sql, statements[i].label);
+        }
+    }
+    return NULL;
+}
+
+/* ---- a scoped query: open, select, drain, close --------------------------- */
+
+typedef apr_status_t row_cb(void *ctx, const apr_dbd_driver_t *driver,
+                            apr_dbd_row_t *row);
+
+static const char *col(const apr_dbd_driver_t *driver, apr_dbd_row_t *row,
+                       int n)
+{
+    return apr_dbd_get_entry(driver, row, n);
+}
+
+static long col_long(const apr_dbd_driver_t *driver, apr_dbd_row_t *row, int n)
+{
+    const char *v = col(driver, row, n);
+
+    return v ? atol(v) : 0;
+}
+
+static apr_int64_t col_int64(const apr_dbd_driver_t *driver,
+                             apr_dbd_row_t *row, int n)
+{
+    const char *v = col(driver, row, n);
+
+    return v ? apr_atoi64(v) : 0;
+}
+
+/* Run one prepared select on an open handle and feed each row to `cb`.
+ * NB: the result is always drained to the end (-1), whatever cb says,
+ * or the pooled connection is left out of sync for its next user. */
+static apr_status_t select_rows(request_rec *r, ap_dbd_t *dbd, apr_pool_t *p,
+                                const char *label, const char *arg,
+                                row_cb *cb, void *ctx)
+{
+    apr_dbd_prepared_t *stmt;
+    apr_dbd_results_t *res = NULL;
+    apr_dbd_row_t *row = NULL;
+    apr_status_t rv = APR_SUCCESS, cb_rv = APR_SUCCESS;
+    int rc;
+
+    stmt = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
+    if (!stmt) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(10)
+                      "prepared statement %s missing: is the schema loaded "
+                      "and mod_dbd configured for this server?", label);
+        return APR_EGENERAL;
+    }
+    rc = arg ? apr_dbd_pvselect(dbd->driver, p, dbd->handle, &res, stmt, 0,
+                                arg, NULL)
+             : apr_dbd_pvselect(dbd->driver, p, dbd->handle, &res, stmt, 0,
+                                NULL);
+    if (rc) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(11)
+                      "query %s failed: %s", label,
+                      apr_dbd_error(dbd->driver, dbd->handle, rc));
+        return APR_EGENERAL;
+    }
+    while ((rc = apr_dbd_get_row(dbd->driver, p, res, &row, -1)) == 0) {
+        if (cb_rv == APR_SUCCESS) {
+            cb_rv = cb(ctx, dbd->driver, row);
+        }
+    }
+    if (rc != -1) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(12)
+                      "reading results of %s failed: %s", label,
+                      apr_dbd_error(dbd->driver, dbd->handle, rc));
+        rv = APR_EGENERAL;
+    }
+    return rv != APR_SUCCESS ? rv : cb_rv;
+}
+
+static ap_dbd_t *db_open(request_rec *r)
+{
+    ap_dbd_t *dbd = dbd_open_fn ? dbd_open_fn(r->pool, r->server) : NULL;
+
+    if (!dbd) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(13)
+                      "database unavailable (mod_dbd could not provide a "
+                      "connection)");
+    }
+    return dbd;
+}
+
+/* ---- keys -------------------------------------------------------------------- */
+
+typedef struct key_ctx_t {
+    apr_pool_t *pool;
+    tb_keyinfo_t *info;
+} key_ctx_t;
+
+static const char *col_dup(apr_pool_t *p, const apr_dbd_driver_t *d,
+                           apr_dbd_row_t *row, int n, const char *dflt)
+{
+    const char *v = col(d, row, n);
+
+    return v ? apr_pstrdup(p, v) : dflt;
+}
+
+static apr_status_t key_row(void *ctx, const apr_dbd_driver_t *d,
+                            apr_dbd_row_t *row)
+{
+    key_ctx_t *kc = ctx;
+    tb_keyinfo_t *info = kc->info;
+    apr_pool_t *p = kc->pool;
+
+    info->found = 1;
+    info->key_id = col_long(d, row, 0);
+    info->name = col_dup(p, d, row, 1, "");
+    info->prefix = col_dup(p, d, row, 2, "");
+    info->last4 = col_dup(p, d, row, 3, "");
+    info->key_active = col_long(d, row, 4) != 0;
+    info->expires = col_int64(d, row, 5);
+    info->key_models = col_dup(p, d, row, 6, NULL);
+    info->group_id = col_long(d, row, 7);
+    info->group_name = col_dup(p, d, row, 8, "");
+    info->group_active = col_long(d, row, 9) != 0;
+    info->group_models = col_dup(p, d, row, 10, NULL);
+    return APR_SUCCESS;
+}
+
+apr_status_t tb_db_key_lookup(request_rec *r, const char *hash,
+                              tb_keyinfo_t *info)
+{
+    key_ctx_t kc = { r->pool, info };
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+
+    memset(info, 0, sizeof(*info));
+    if (!(dbd = db_open(r))) {
+        return APR_ECONNREFUSED;
+    }
+    rv = select_rows(r, dbd, r->pool, Q_KEY, hash, key_row, &kc);
+    dbd_close_fn(r->server, dbd);
+    return rv;
+}
+
+/* ---- the catalogue ----------------------------------------------------------- */
+
+static apr_status_t model_row(void *ctx, const apr_dbd_driver_t *d,
+                              apr_dbd_row_t *row)
+{
+    tb_catalog_add_model(ctx, col(d, row, 0), col(d, row, 1),
+                         col_int64(d, row, 2));
+    return APR_SUCCESS;
+}
+
+static apr_status_t alias_row(void *ctx, const apr_dbd_driver_t *d,
+                              apr_dbd_row_t *row)
+{
+    tb_catalog_add_alias(ctx, col(d, row, 0), col(d, row, 1));
+    return APR_SUCCESS;
+}
+
+static apr_status_t account_row(void *ctx, const apr_dbd_driver_t *d,
+                                apr_dbd_row_t *row)
+{
+    tb_account_t a;
+
+    memset(&a, 0, sizeof(a));
+    a.id = (int)col_long(d, row, 0);
+    a.name = col(d, row, 1);
+    a.protocol = col(d, row, 2);
+    a.base_url = col(d, row, 3);
+    a.credential = col(d, row, 4);
+    a.priority = (int)col_long(d, row, 5);
+    a.weight = (unsigned int)col_long(d, row, 6);
+    a.max_concurrency = (unsigned int)col_long(d, row, 7);
+    a.active = col_long(d, row, 8) != 0;
+    if (!a.name || !a.protocol || !a.base_url) {
+        return APR_SUCCESS;
+    }
+    tb_catalog_add_account(ctx, &a);
+    return APR_SUCCESS;
+}
+
+static apr_status_t account_group_row(void *ctx, const apr_dbd_driver_t *d,
+                                      apr_dbd_row_t *row)
+{
+    tb_catalog_add_account_group(ctx, (int)col_long(d, row, 0),
+                                 (int)col_long(d, row, 1));
+    return APR_SUCCESS;
+}
+
+static apr_status_t account_model_row(void *ctx, const apr_dbd_driver_t *d,
+                                      apr_dbd_row_t *row)
+{
+    tb_catalog_add_account_model(ctx, (int)col_long(d, row, 0),
+                                 col(d, row, 1), col(d, row, 2));
+    return APR_SUCCESS;
+}
+
+apr_status_t tb_db_catalog_load(request_rec *r, apr_pool_t *cp,
+                                tb_catalog_t **pcat)
+{
+    static const struct {
+        const char *label;
+        row_cb *cb;
+    } steps[] = {
+        /* order matters: rows refer to models and accounts loaded before */
+        { Q_MODELS, model_row },
+        { Q_ALIASES, alias_row },
+        { Q_ACCOUNTS, account_row },
+        { Q_ACCT_GRP, account_group_row },
+        { Q_ACCT_MDL, account_model_row },
+    };
+    tb_catalog_t *cat = NULL;
+    apr_pool_t *tmp = NULL;
+    ap_dbd_t *dbd;
+    apr_status_t rv;
+    apr_size_t i;
+
+    *pcat = NULL;
+    if (!(dbd = db_open(r))) {
+        return APR_ECONNREFUSED;
+    }
+    if ((rv = apr_pool_create(&tmp, r->pool)) != APR_SUCCESS
+        || (rv = tb_catalog_create(&cat, cp)) != APR_SUCCESS) {
+        goto leave;
+    }
+    for (i = 0; i < sizeof(steps) / sizeof(steps[0]); ++i) {
+        rv = select_rows(r, dbd, tmp, steps[i].label, NULL, steps[i].cb, cat);
+        if (rv != APR_SUCCESS) {
+            goto leave;
+        }
+        apr_pool_clear(tmp);
+    }
+    *pcat = cat;
+
+leave:
+    if (tmp) {
+        apr_pool_destroy(tmp);
+    }
+    dbd_close_fn(r->server, dbd);
+    return rv;
+}

@@ -1,0 +1,514 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#include "mod_tokenbay_private.h"
+
+#include <string.h>
+
+#include <apr_buckets.h>
+#include <apr_strings.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+
+#include "mod_tokenbay_auth.h"
+#include "mod_tokenbay_config.h"
+#include "mod_tokenbay_handler.h"
+#include "mod_tokenbay_respond.h"
+#include "mod_tokenbay_state.h"
+#include "tb_catalog.h"
+#include "tb_curl.h"
+#include "tb_json.h"
+#include "tb_proto_openai.h"
+#include "tb_sched.h"
+#include "tb_util.h"
+
+#define USER_AGENT "mod_tokenbay/" TB_VERSION
+
+int tb_fixups(request_rec *r)
+{
+    if (tb_conf_enabled(tb_conf_dir(r)) == 1) {
+        r->handler = TB_HANDLER;
+    }
+    return DECLINED;
+}
+
+/* ---- reading the request body ------------------------------------------- */
+
+/* Read the whole body, refusing more than `limit` bytes: early from
+ * Content-Length, or as soon as a chunked body passes it. */
+static apr_status_t read_body(request_rec *r, apr_off_t limit, char **pbuf,
+                              apr_size_t *plen, tb_error_t *err)
+{
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb;
+    const char *cl = apr_table_get(r->headers_in, "Content-Length");
+    apr_off_t total = 0, len;
+    apr_status_t rv;
+    int seen_eos = 0;
+    char *buf;
+    apr_size_t got;
+
+    if (cl) {
+        apr_off_t n;
+        char *end;
+        if (apr_strtoff(&n, cl, &end, 10) == APR_SUCCESS && !*end && n > limit) {
+            goto too_large;
+        }
+    }
+    bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    buf = NULL;
+    got = 0;
+    do {
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
+                            APR_BLOCK_READ, HUGE_STRING_LEN);
+        if (rv != APR_SUCCESS) {
+            int status = ap_map_http_request_error(rv, HTTP_BAD_REQUEST);
+            apr_brigade_cleanup(bb);
+            if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
+                goto too_large;
+            }
+            tb_error_set(err, status, "invalid_request_error", NULL, NULL,
+                         "The request body could not be read.");
+            return rv;
+        }
+        if (!APR_BRIGADE_EMPTY(bb)
+            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb))) {
+            seen_eos = 1;
+        }
+        if ((rv = apr_brigade_length(bb, 1, &len)) != APR_SUCCESS) {
+            apr_brigade_cleanup(bb);
+            tb_error_set(err, HTTP_BAD_REQUEST, "invalid_request_error", NULL,
+                         NULL, "The request body could not be read.");
+            return rv;
+        }
+        if (total + len > limit) {
+            apr_brigade_cleanup(bb);
+            goto too_large;
+        }
+        if (len > 0) {
+            char *nbuf = apr_palloc(r->pool, total + len + 1);
+            apr_size_t flat = (apr_size_t)len;
+            if (got) {
+                memcpy(nbuf, buf, got);
+            }
+            apr_brigade_flatten(bb, nbuf + got, &flat);
+            buf = nbuf;
+            got += flat;
+            total += len;
+            buf[got] = '\0';
+        }
+        apr_brigade_cleanup(bb);
+    } while (!seen_eos);
+    *pbuf = buf ? buf : "";
+    *plen = got;
+    return APR_SUCCESS;
+
+too_large:
+    /* NB: do not drain a huge body to keep the connection: close it */
+    c->keepalive = AP_CONN_CLOSE;
+    tb_error_set(err, HTTP_REQUEST_ENTITY_TOO_LARGE, "invalid_request_error",
+                 "request_too_large", NULL,
+                 apr_psprintf(r->pool, "The request body exceeds the limit "
+                              "of %" APR_OFF_T_FMT " bytes.", limit));
+    return APR_ENOSPC;
+}
+
+/* ---- upstream exchange and failover ------------------------------------------ */
+
+/* Statuses that say "this account, not this request": try another one.
+ * Everything else (2xx, the client's own 4xx) goes back to the client. */
+static int status_retryable(int status)
+{
+    return status == 401 || status == 403 || status == 408 || status == 409
+        || status == 429 || status >= 500;
+}
+
+/* What the failed attempts add up to, when none succeeded. */
+typedef struct failures_t {
+    int connect, timeout, io, rate_limited, upstream_status;
+    long retry_after;
+} failures_t;
+
+static void failures_answer(request_rec *r, const failures_t *f, int attempts,
+                            tb_error_t *err)
+{
+    if (f->timeout) {
+        tb_error_set(err, HTTP_GATEWAY_TIME_OUT, "api_error", "upstream_timeout",
+                     NULL, apr_psprintf(r->pool, "The upstream did not answer "
+                     "in time (%d attempt%s).", attempts, attempts == 1 ? "" : "s"));
+    }
+    else if (f->rate_limited && !f->connect && !f->io && !f->upstream_status) {
+        tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
+                     "upstream_rate_limited", NULL,
+                     apr_psprintf(r->pool, "Every upstream account is rate "
+                     "limited right now (%d attempt%s); retry later.",
+                     attempts, attempts == 1 ? "" : "s"));
+        err->retry_after = f->retry_after >= 0 ? f->retry_after : 1;
+    }
+    else {
+        tb_error_set(err, HTTP_BAD_GATEWAY, "api_error", "upstream_error", NULL,
+                     apr_psprintf(r->pool, "The upstream request failed "
+                     "(%d attempt%s; last: %s).", attempts,
+                     attempts == 1 ? "" : "s",
+                     f->upstream_status
+                     ? apr_psprintf(r->pool, "HTTP %d", f->upstream_status)
+                     : f->connect ? "connection failed" : "connection broken"));
+    }
+}
+
+/* The body for this route's account: the client's bytes with only the
+ * model value replaced, so nothing else changes on the way through. */
+static const char *upstream_body(request_rec *r, const char *body,
+                                 apr_size_t len, json_t *root,
+                                 const char *upstream_model, apr_size_t *plen)
+{
+    apr_size_t start, vlen;
+    const char *quoted = tb_json_quote(r->pool, upstream_model);
+
+    if (tb_json_member_span(body, len, "model", &start, &vlen) == APR_SUCCESS) {
+        if (vlen == strlen(quoted) && !memcmp(body + start, quoted, vlen)) {
+            *plen = len;
+            return body;
+        }
+        return tb_json_splice(r->pool, body, len, start, vlen, quoted, plen);
+    }
+    /* unusual spelling (escaped keys): rebuild from the parsed tree */
+    json_object_set_new(root, "model", json_string(upstream_model));
+    return tb_json_dump(r->pool, root, plen);
+}
+
+static void note_usage(request_rec *r, const tb_usage_t *u)
+{
+    if (u->prompt_tokens >= 0) {
+        apr_table_setn(r->notes, "TOKENBAY_PROMPT_TOKENS",
+                       apr_ltoa(r->pool, u->prompt_tokens));
+    }
+    if (u->completion_tokens >= 0) {
+        apr_table_setn(r->notes, "TOKENBAY_COMPLETION_TOKENS",
+                       apr_ltoa(r->pool, u->completion_tokens));
+    }
+    if (u->total_tokens >= 0) {
+        apr_table_setn(r->notes, "TOKENBAY_TOTAL_TOKENS",
+                       apr_ltoa(r->pool, u->total_tokens));
+    }
+}
+
+static int relay(request_rec *r, const tb_http_buffer_t *buf)
+{
+    const char *ctype = buf->content_type ? buf->content_type : "application/json";
+
+    if (buf->status >= 200 && buf->status < 300 && buf->len
+        && !strncasecmp(ctype, "application/json", 16)) {
+        json_t *resp;
+        tb_usage_t usage;
+
+        tb_usage_init(&usage);
+        if (tb_json_parse(&resp, r->pool, buf->data, buf->len, NULL) == APR_SUCCESS
+            && tb_openai_usage_read(resp, &usage)) {
+            note_usage(r, &usage);
+        }
+    }
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME",
+                   buf->status < 400 ? "ok" : "upstream_client_error");
+    return tb_respond_body(r, buf->status, ctype, buf->data, buf->len);
+}
+
+/* Try the routes in scheduler order until one answers with something to
+ * relay, at most TokenBayMaxAttempts accounts, each at most once. */
+static int forward(request_rec *r, const char *path, const char *body,
+                   apr_size_t len, json_t *root, apr_array_header_t *routes)
+{
+    tb_dir_conf_t *dc = tb_conf_dir(r);
+    int max_attempts = tb_conf_max_attempts(dc), attempts = 0, idx;
+    unsigned char *tried = apr_pcalloc(r->pool, routes->nelts ? routes->nelts : 1);
+    const tb_route_t *rt = (const tb_route_t *)routes->elts;
+    failures_t fail;
+    tb_error_t err;
+
+    memset(&fail, 0, sizeof(fail));
+    fail.retry_after = -1;
+    while (attempts < max_attempts
+           && (idx = tb_sched_pick(rt, routes->nelts, tried, tb_random_u32())) >= 0) {
+        const tb_account_t *acct = rt[idx].account;
+        tb_http_request_t req;
+        tb_http_result_t res;
+        tb_http_buffer_t buf;
+        tb_http_sink_t sink;
+        apr_status_t rv;
+
+        tried[idx] = 1;
+        ++attempts;
+        memset(&req, 0, sizeof(req));
+        req.method = "POST";
+        req.url = apr_pstrcat(r->pool, acct->base_url, path, NULL);
+        req.headers = apr_array_make(r->pool, 5, sizeof(const char *));
+        APR_ARRAY_PUSH(req.headers, const char *) = "Content-Type: application/json";
+        APR_ARRAY_PUSH(req.headers, const char *) = "Accept: application/json";
+        APR_ARRAY_PUSH(req.headers, const char *) = "User-Agent: " USER_AGENT;
+        APR_ARRAY_PUSH(req.headers, const char *) =
+            apr_pstrcat(r->pool, "X-Request-Id: ", tb_request_id(r), NULL);
+        if (*acct->credential) {
+            APR_ARRAY_PUSH(req.headers, const char *) =
+                apr_pstrcat(r->pool, "Authorization: Bearer ", acct->credential, NULL);
+        }
+        req.body = upstream_body(r, body, len, root, rt[idx].upstream_model,
+                                 &req.body_len);
+        req.connect_timeout = tb_conf_connect_timeout(dc);
+        req.timeout = tb_conf_timeout(dc);
+        if (!req.body) {
+            tb_error_set(&err, HTTP_INTERNAL_SERVER_ERROR, "api_error", NULL,
+                         NULL, "The request could not be prepared.");
+            return tb_respond_error(r, &err);
+        }
+
+        tb_http_buffer_init(&buf, r->pool, (apr_size_t)tb_conf_max_response(dc),
+                            &sink);
+        rv = tb_curl_perform(tb_state_curl_pool(), &req, &sink, r->pool, &res);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, TB_LOGNO(40)
+                          "cannot set up an upstream request");
+            tb_error_set(&err, HTTP_INTERNAL_SERVER_ERROR, "api_error", NULL,
+                         NULL, "The upstream request could not be set up.");
+            return tb_respond_error(r, &err);
+        }
+        apr_table_setn(r->notes, "TOKENBAY_ACCOUNT", acct->name);
+        apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_MODEL", rt[idx].upstream_model);
+        apr_table_setn(r->notes, "TOKENBAY_ATTEMPTS", apr_itoa(r->pool, attempts));
+
+        if (res.error == TB_UP_OK && !status_retryable(res.status)) {
+            apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_STATUS",
+                           apr_itoa(r->pool, res.status));
+            return relay(r, &buf);
+        }
+        if (res.error == TB_UP_ABORTED && res.sink_rv == APR_ENOSPC) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(41)
+                          "account %s: response larger than "
+                          "TokenBayMaxResponseSize", acct->name);
+            tb_error_set(&err, HTTP_BAD_GATEWAY, "api_error",
+                         "upstream_response_too_large", NULL,
+                         "The upstream response exceeds the gateway's limit.");
+            apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "upstream_error");
+            return tb_respond_error(r, &err);
+        }
+        switch (res.error) {
+        case TB_UP_OK:
+            fail.upstream_status = res.status;
+            if (res.status == 429) {
+                fail.rate_limited = 1;
+                fail.upstream_status = 0;
+                if (res.retry_after >= 0
+                    && (fail.retry_after < 0 || res.retry_after < fail.retry_after)) {
+                    fail.retry_after = res.retry_after;
+                }
+            }
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(42)
+                          "account %s answered HTTP %d (attempt %d)",
+                          acct->name, res.status, attempts);
+            break;
+        case TB_UP_TIMEOUT:
+            fail.timeout = 1;
+            /* fall through */
+        default:
+            if (res.error == TB_UP_CONNECT) {
+                fail.connect = 1;
+            }
+            else if (res.error != TB_UP_TIMEOUT) {
+                fail.io = 1;
+            }
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(43)
+                          "account %s failed: %s (attempt %d)", acct->name,
+                          res.detail ? res.detail : "unknown error", attempts);
+            break;
+        }
+        if (r->connection->aborted) {
+            return OK;
+        }
+    }
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "upstream_error");
+    if (!attempts) {
+        tb_error_set(&err, HTTP_SERVICE_UNAVAILABLE, "api_error",
+                     "no_available_account", NULL,
+                     "No upstream account can take this request right now.");
+        err.retry_after = 1;
+        return tb_respond_error(r, &err);
+    }
+    failures_answer(r, &fail, attempts, &err);
+    return tb_respond_error(r, &err);
+}
+
+/* ---- routes ------------------------------------------------------------------- */
+
+static int catalog_or_error(request_rec *r, const tb_catalog_t **pcat,
+                            tb_error_t *err)
+{
+    if (tb_state_catalog(r, pcat) != APR_SUCCESS) {
+        tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
+                     "database_unavailable", NULL,
+                     "The gateway cannot load its routing catalogue right now; "
+                     "retry shortly.");
+        err->retry_after = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
+{
+    tb_dir_conf_t *dc = tb_conf_dir(r);
+    const tb_catalog_t *cat;
+    const tb_model_t *model;
+    apr_array_header_t *routes;
+    tb_openai_invalid_t inv;
+    tb_openai_req_t req;
+    tb_error_t err;
+    const char *perr = NULL;
+    json_t *root;
+    char *body;
+    apr_size_t len;
+    int configured;
+
+    if (read_body(r, tb_conf_max_body(dc), &body, &len, &err) != APR_SUCCESS) {
+        return tb_respond_error(r, &err);
+    }
+    if (tb_json_parse(&root, r->pool, body, len, &perr) != APR_SUCCESS) {
+        tb_error_set(&err, HTTP_BAD_REQUEST, "invalid_request_error",
+                     "invalid_json", NULL,
+                     apr_psprintf(r->pool, "The request body is not valid "
+                                  "JSON: %s.", perr));
+        return tb_respond_error(r, &err);
+    }
+    if (tb_openai_chat_check(r->pool, root, &req, &inv) != APR_SUCCESS) {
+        tb_error_set(&err, HTTP_BAD_REQUEST, "invalid_request_error",
+                     inv.param ? "invalid_value" : "invalid_body", inv.param,
+                     inv.message);
+        return tb_respond_error(r, &err);
+    }
+    if (req.stream) {
+        tb_error_set(&err, HTTP_BAD_REQUEST, "invalid_request_error",
+                     "unsupported_value", "stream",
+                     "Streaming is not available on this gateway yet.");
+        return tb_respond_error(r, &err);
+    }
+    if (!catalog_or_error(r, &cat, &err)) {
+        return tb_respond_error(r, &err);
+    }
+    model = tb_catalog_resolve(cat, req.model);
+    if (!model) {
+        tb_error_set(&err, HTTP_NOT_FOUND, "invalid_request_error",
+                     "model_not_found", "model",
+                     apr_psprintf(r->pool, "The model '%s' does not exist or "
+                                  "you do not have access to it.", req.model));
+        return tb_respond_error(r, &err);
+    }
+    apr_table_setn(r->notes, "TOKENBAY_MODEL", model->id);
+    if (!tb_auth_model_allowed(key, model->id)) {
+        tb_error_set(&err, HTTP_FORBIDDEN, "permission_error",
+                     "model_not_allowed", "model",
+                     apr_psprintf(r->pool, "This API key may not use the "
+                                  "model '%s'.", req.model));
+        return tb_respond_error(r, &err);
+    }
+    tb_catalog_routes(cat, (int)key->group_id, model->id, r->pool, &routes,
+                      &configured);
+    if (!configured) {
+        tb_error_set(&err, HTTP_FORBIDDEN, "permission_error",
+                     "model_not_allowed", "model",
+                     apr_psprintf(r->pool, "The model '%s' is not available "
+                                  "to this API key's group.", req.model));
+        return tb_respond_error(r, &err);
+    }
+    return forward(r, "/chat/completions", body, len, root, routes);
+}
+
+static int handle_models(request_rec *r, const tb_keyinfo_t *key)
+{
+    const tb_catalog_t *cat;
+    apr_array_header_t *all, *mine;
+    tb_error_t err;
+    const char *body;
+    int i;
+
+    if (!catalog_or_error(r, &cat, &err)) {
+        return tb_respond_error(r, &err);
+    }
+    all = tb_catalog_models_for_group(cat, (int)key->group_id, r->pool);
+    mine = apr_array_make(r->pool, all->nelts ? all->nelts : 1,
+                          sizeof(tb_model_entry_t));
+    for (i = 0; i < all->nelts; ++i) {
+        tb_model_entry_t *e = &APR_ARRAY_IDX(all, i, tb_model_entry_t);
+        if (tb_auth_model_allowed(key, e->model->id)) {
+            *(tb_model_entry_t *)apr_array_push(mine) = *e;
+        }
+    }
+    body = tb_openai_models_body(r->pool, mine);
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "ok");
+    return tb_respond_body(r, HTTP_OK, "application/json", body, strlen(body));
+}
+
+typedef enum { ROUTE_NONE, ROUTE_CHAT, ROUTE_MODELS } route_t;
+
+/* The route is the tail of the path, so the gateway may be mounted at any
+ * prefix (/v1, /openai/v1, ...). */
+static route_t route_of(const request_rec *r, const char **pmethod)
+{
+    static const struct {
+        const char *suffix;
+        const char *method;
+        route_t route;
+    } routes[] = {
+        { "/chat/completions", "POST", ROUTE_CHAT },
+        { "/models", "GET", ROUTE_MODELS },
+    };
+    apr_size_t ulen = strlen(r->uri), i;
+
+    for (i = 0; i < sizeof(routes) / sizeof(routes[0]); ++i) {
+        apr_size_t slen = strlen(routes[i].suffix);
+        if (ulen >= slen && !strcmp(r->uri + ulen - slen, routes[i].suffix)) {
+            *pmethod = routes[i].method;
+            return routes[i].route;
+        }
+    }
+    return ROUTE_NONE;
+}
+
+int tb_handler(request_rec *r)
+{
+    tb_keyinfo_t key;
+    tb_error_t err;
+    const char *method = NULL;
+    route_t route;
+
+    if (!r->handler || strcmp(r->handler, TB_HANDLER)) {
+        return DECLINED;
+    }
+    tb_request_id(r);
+    route = route_of(r, &method);
+    if (route == ROUTE_NONE) {
+        tb_error_set(&err, HTTP_NOT_FOUND, "invalid_request_error", "unknown_url",
+                     NULL, apr_psprintf(r->pool, "Invalid URL (%s %s).",
+                                        r->method, ap_escape_html(r->pool, r->uri)));
+        return tb_respond_error(r, &err);
+    }
+    if (strcmp(r->method, method)
+        && !(r->method_number == M_GET && r->header_only && !strcmp(method, "GET"))) {
+        r->allowed = AP_METHOD_BIT << (strcmp(method, "GET") ? M_POST : M_GET);
+        apr_table_setn(r->err_headers_out, "Allow", method);
+        tb_error_set(&err, HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
+                     "method_not_allowed", NULL,
+                     apr_psprintf(r->pool, "Use %s for this URL.", method));
+        return tb_respond_error(r, &err);
+    }
+    if (tb_auth_check(r, &key, &err) != APR_SUCCESS) {
+        return tb_respond_error(r, &err);
+    }
+    switch (route) {
+    case ROUTE_CHAT:
+        return handle_chat(r, &key);
+    case ROUTE_MODELS:
+        return handle_models(r, &key);
+    default:
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+}

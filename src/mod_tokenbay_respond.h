@@ -1,0 +1,34 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#ifndef MOD_TOKENBAY_RESPOND_H
+#define MOD_TOKENBAY_RESPOND_H
+
+#include <httpd.h>
+
+/* A gateway error, decided by whoever found it and written by
+ * tb_respond_error in the one OpenAI shape. */
+typedef struct tb_error_t {
+    int status;
+    const char *type;      /* invalid_request_error, permission_error, ... */
+    const char *code;      /* machine-readable, may be NULL */
+    const char *param;     /* offending request field, may be NULL */
+    const char *message;   /* for humans; never a key or credential */
+    long retry_after;      /* seconds for Retry-After, -1 for none */
+} tb_error_t;
+
+void tb_error_set(tb_error_t *err, int status, const char *type,
+                  const char *code, const char *param, const char *message);
+
+/* The request id for this request (mod_unique_id's when loaded), created
+ * on first use, sent as x-request-id on every response and kept in the
+ * note TOKENBAY_REQUEST_ID. */
+const char *tb_request_id(request_rec *r);
+
+/* Write a complete response; the handler returns what these return. */
+int tb_respond_body(request_rec *r, int status, const char *content_type,
+                    const char *body, apr_size_t len);
+int tb_respond_error(request_rec *r, const tb_error_t *err);
+
+#endif /* MOD_TOKENBAY_RESPOND_H */

@@ -1,0 +1,413 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+
+#include <curl/curl.h>
+
+#include "tb_curl.h"
+#include "tb_log.h"
+#include "tb_util.h"
+
+/* ---- handle pool ----------------------------------------------------------- */
+
+typedef struct handles_t {
+    CURLM *multi;            /* owns the connection cache */
+    CURL *easy;
+    struct handles_t *next;
+} handles_t;
+
+struct tb_curl_pool_t {
+    apr_thread_mutex_t *mutex;
+    handles_t *idle;         /* LIFO: the warmest connections first */
+    unsigned int nidle, max_idle;
+};
+
+static void handles_destroy(handles_t *h)
+{
+    if (h->easy) {
+        curl_easy_cleanup(h->easy);
+    }
+    if (h->multi) {
+        curl_multi_cleanup(h->multi);
+    }
+    free(h);
+}
+
+static apr_status_t pool_cleanup(void *data)
+{
+    tb_curl_pool_t *cp = data;
+    handles_t *h;
+
+    while ((h = cp->idle) != NULL) {
+        cp->idle = h->next;
+        handles_destroy(h);
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t curl_global_cleanup_cb(void *data)
+{
+    curl_global_cleanup();
+    return APR_SUCCESS;
+}
+
+apr_status_t tb_curl_global_init(apr_pool_t *pconf)
+{
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        return APR_EGENERAL;
+    }
+    apr_pool_cleanup_register(pconf, NULL, curl_global_cleanup_cb,
+                              apr_pool_cleanup_null);
+    return APR_SUCCESS;
+}
+
+apr_status_t tb_curl_pool_create(tb_curl_pool_t **ppool, apr_pool_t *p,
+                                 unsigned int max_idle)
+{
+    tb_curl_pool_t *cp = apr_pcalloc(p, sizeof(*cp));
+    apr_status_t rv;
+
+    rv = apr_thread_mutex_create(&cp->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    cp->max_idle = max_idle;
+    apr_pool_cleanup_register(p, cp, pool_cleanup, apr_pool_cleanup_null);
+    *ppool = cp;
+    return APR_SUCCESS;
+}
+
+static handles_t *handles_acquire(tb_curl_pool_t *cp)
+{
+    handles_t *h;
+
+    apr_thread_mutex_lock(cp->mutex);
+    h = cp->idle;
+    if (h) {
+        cp->idle = h->next;
+        --cp->nidle;
+    }
+    apr_thread_mutex_unlock(cp->mutex);
+    if (h) {
+        return h;
+    }
+    h = calloc(1, sizeof(*h));
+    if (!h) {
+        return NULL;
+    }
+    h->multi = curl_multi_init();
+    h->easy = curl_easy_init();
+    if (!h->multi || !h->easy) {
+        handles_destroy(h);
+        return NULL;
+    }
+    return h;
+}
+
+static void handles_release(tb_curl_pool_t *cp, handles_t *h)
+{
+    apr_thread_mutex_lock(cp->mutex);
+    if (cp->nidle < cp->max_idle) {
+        h->next = cp->idle;
+        cp->idle = h;
+        ++cp->nidle;
+        h = NULL;
+    }
+    apr_thread_mutex_unlock(cp->mutex);
+    if (h) {
+        handles_destroy(h);
+    }
+}
+
+/* ---- one exchange ---------------------------------------------------------- */
+
+typedef struct xfer_t {
+    CURL *easy;
+    const tb_http_sink_t *sink;
+    tb_http_result_t *res;
+    apr_pool_t *pool;
+    int head_done;
+} xfer_t;
+
+/* Deliver status and content type to the sink once, when the headers of
+ * the final response (not a 1xx) are complete. */
+static apr_status_t deliver_head(xfer_t *x)
+{
+    long code = 0;
+
+    if (x->head_done) {
+        return APR_SUCCESS;
+    }
+    x->head_done = 1;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+    x->res->status = (int)code;
+    return x->sink->on_head
+        ? x->sink->on_head(x->sink->ctx, x->res->status, x->res->content_type)
+        : APR_SUCCESS;
+}
+
+static size_t header_cb(char *buf, size_t size, size_t n, void *data)
+{
+    xfer_t *x = data;
+    size_t len = size * n;
+    const char *colon;
+
+    if (len >= 5 && !strncmp(buf, "HTTP/", 5)) {
+        /* a new status line: an interim 1xx may precede the final one */
+        x->res->content_type = NULL;
+        x->res->retry_after = -1;
+        return len;
+    }
+    colon = memchr(buf, ':', len);
+    if (colon) {
+        apr_size_t nlen = colon - buf;
+        const char *v = colon + 1, *end = buf + len;
+
+        while (v < end && (*v == ' ' || *v == '\t')) {
+            ++v;
+        }
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) {
+            --end;
+        }
+        if (nlen == 12 && !strncasecmp(buf, "content-type", 12)) {
+            x->res->content_type = apr_pstrmemdup(x->pool, v, end - v);
+        }
+        else if (nlen == 11 && !strncasecmp(buf, "retry-after", 11)) {
+            x->res->retry_after =
+                tb_parse_retry_after(apr_pstrmemdup(x->pool, v, end - v));
+        }
+    }
+    return len;
+}
+
+/* NB: curl's buffer is only valid during this call; sinks must copy. */
+static size_t write_cb(char *buf, size_t size, size_t n, void *data)
+{
+    xfer_t *x = data;
+    size_t len = size * n;
+    apr_status_t rv;
+
+    if ((rv = deliver_head(x)) == APR_SUCCESS && len) {
+        rv = x->sink->on_data(x->sink->ctx, buf, len);
+    }
+    if (rv != APR_SUCCESS) {
+        x->res->sink_rv = rv;
+        return 0;   /* makes curl fail the transfer with CURLE_WRITE_ERROR */
+    }
+    return len;
+}
+
+static tb_up_error_t classify(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_OK:
+        return TB_UP_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+        return TB_UP_CONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return TB_UP_TIMEOUT;
+    case CURLE_WRITE_ERROR:
+    case CURLE_ABORTED_BY_CALLBACK:
+        return TB_UP_ABORTED;
+    default:
+        return TB_UP_IO;
+    }
+}
+
+static struct curl_slist *build_headers(const tb_http_request_t *req)
+{
+    struct curl_slist *list = NULL, *tmp;
+    int i;
+
+    for (i = 0; req->headers && i < req->headers->nelts; ++i) {
+        const char *h = APR_ARRAY_IDX(req->headers, i, const char *);
+        /* NB: never let a CR or LF from data split a header */
+        if (strpbrk(h, "\r\n")) {
+            continue;
+        }
+        tmp = curl_slist_append(list, h);
+        if (!tmp) {
+            curl_slist_free_all(list);
+            return NULL;
+        }
+        list = tmp;
+    }
+    /* curl adds "Expect: 100-continue" to large POSTs: a round trip for
+     * nothing against an API that always reads the body */
+    tmp = curl_slist_append(list, "Expect:");
+    return tmp ? tmp : list;
+}
+
+apr_status_t tb_curl_perform(tb_curl_pool_t *cpool,
+                             const tb_http_request_t *req,
+                             const tb_http_sink_t *sink, apr_pool_t *p,
+                             tb_http_result_t *res)
+{
+    handles_t *h = NULL;
+    struct curl_slist *headers = NULL;
+    char errbuf[CURL_ERROR_SIZE];
+    CURLcode cc = CURLE_OK;
+    CURLMsg *msg;
+    xfer_t x;
+    int running = 1, left, added = 0;
+    apr_status_t rv = APR_SUCCESS;
+
+    memset(res, 0, sizeof(*res));
+    res->retry_after = -1;
+    errbuf[0] = '\0';
+
+    if (!(h = handles_acquire(cpool)) || !(headers = build_headers(req))) {
+        rv = APR_ENOMEM;
+        goto leave;
+    }
+    memset(&x, 0, sizeof(x));
+    x.easy = h->easy;
+    x.sink = sink;
+    x.res = res;
+    x.pool = p;
+
+    curl_easy_reset(h->easy);
+    curl_easy_setopt(h->easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, header_cb);
+    curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, &x);
+    curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, &x);
+    curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, errbuf);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS,
+                     (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)apr_time_as_msec(req->connect_timeout));
+    if (req->timeout > 0) {
+        curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS,
+                         (long)apr_time_as_msec(req->timeout));
+    }
+    if (!strcmp(req->method, "POST")) {
+        curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)req->body_len);
+    }
+    else {
+        curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
+    }
+
+    if (curl_multi_add_handle(h->multi, h->easy) != CURLM_OK) {
+        rv = APR_EGENERAL;
+        goto leave;
+    }
+    added = 1;
+    while (running) {
+        if (curl_multi_perform(h->multi, &running) != CURLM_OK) {
+            cc = CURLE_FAILED_INIT;
+            break;
+        }
+        if (!running) {
+            break;
+        }
+        if (curl_multi_poll(h->multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+            cc = CURLE_FAILED_INIT;
+            break;
+        }
+    }
+    while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE) {
+            cc = msg->data.result;
+        }
+    }
+    if (cc == CURLE_OK) {
+        /* an empty body never called write_cb */
+        if ((res->sink_rv = deliver_head(&x)) != APR_SUCCESS) {
+            cc = CURLE_WRITE_ERROR;
+        }
+    }
+    res->error = classify(cc);
+    if (res->error != TB_UP_OK) {
+        res->detail = apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(cc));
+        if (res->error != TB_UP_ABORTED) {
+            res->status = 0;
+        }
+    }
+
+leave:
+    if (h) {
+        if (added) {
+            curl_multi_remove_handle(h->multi, h->easy);
+        }
+        /* the easy handle must not keep pointers into this request */
+        curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
+        curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, NULL);
+        handles_release(cpool, h);
+    }
+    if (headers) {
+        curl_slist_free_all(headers);
+    }
+    return rv;
+}
+
+/* ---- the in-memory sink ------------------------------------------------------ */
+
+static apr_status_t buffer_on_head(void *ctx, int status, const char *ctype)
+{
+    tb_http_buffer_t *b = ctx;
+
+    b->status = status;
+    b->content_type = ctype;
+    return APR_SUCCESS;
+}
+
+static apr_status_t buffer_on_data(void *ctx, const char *buf, apr_size_t len)
+{
+    tb_http_buffer_t *b = ctx;
+
+    if (b->len + len > b->max) {
+        return APR_ENOSPC;
+    }
+    if (b->len + len + 1 > b->cap) {
+        apr_size_t cap = b->cap ? b->cap : 4096;
+        char *data;
+
+        while (cap < b->len + len + 1) {
+            cap *= 2;
+        }
+        data = apr_palloc(b->pool, cap);
+        if (b->len) {
+            memcpy(data, b->data, b->len);
+        }
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return APR_SUCCESS;
+}
+
+void tb_http_buffer_init(tb_http_buffer_t *buf, apr_pool_t *p, apr_size_t max,
+                         tb_http_sink_t *sink)
+{
+    memset(buf, 0, sizeof(*buf));
+    buf->pool = p;
+    buf->max = max;
+    buf->data = "";
+    sink->ctx = buf;
+    sink->on_head = buffer_on_head;
+    sink->on_data = buffer_on_data;
+}

@@ -1,0 +1,46 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#ifndef TB_JSON_H
+#define TB_JSON_H
+
+#include <apr_pools.h>
+#include <jansson.h>
+
+/* Parse a buffer into a jansson value owned by pool `p`: the reference is
+ * dropped by a pool cleanup, so no path needs a manual json_decref. On a
+ * syntax error returns APR_EINVAL with a short reason in *perr. */
+apr_status_t tb_json_parse(json_t **pjson, apr_pool_t *p, const char *buf,
+                           apr_size_t len, const char **perr);
+
+/* Hand an owned reference to pool `p` (decref'd at cleanup); returns it. */
+json_t *tb_json_pool_own(apr_pool_t *p, json_t *json);
+
+/* Serialise compactly into `p`. NULL on failure. */
+const char *tb_json_dump(apr_pool_t *p, const json_t *json, apr_size_t *plen);
+
+/* Locate the value of top-level member `key` in a raw JSON object text,
+ * without building a tree. Finds the last occurrence, as jansson's parser
+ * keeps the last duplicate. APR_NOTFOUND when absent; APR_EINVAL when the
+ * text is not an object this scanner can vouch for (escaped keys, bad
+ * syntax): callers then fall back to a full re-serialisation. */
+apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
+                                 const char *key, apr_size_t *pstart,
+                                 apr_size_t *plen);
+
+/* Copy of buf with [start, start+vlen) replaced by `repl`. */
+char *tb_json_splice(apr_pool_t *p, const char *buf, apr_size_t len,
+                     apr_size_t start, apr_size_t vlen, const char *repl,
+                     apr_size_t *pout_len);
+
+/* A JSON string literal for `s` (quotes and escapes added). */
+const char *tb_json_quote(apr_pool_t *p, const char *s);
+
+/* The OpenAI error body: {"error":{"message","type","param","code"}};
+ * param and code may be NULL (sent as null). */
+const char *tb_json_error_body(apr_pool_t *p, const char *message,
+                               const char *type, const char *param,
+                               const char *code);
+
+#endif /* TB_JSON_H */

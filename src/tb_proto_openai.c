@@ -1,0 +1,110 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#include <apr_strings.h>
+
+#include "tb_catalog.h"
+#include "tb_json.h"
+#include "tb_proto_openai.h"
+
+static apr_status_t invalid(tb_openai_invalid_t *inv, const char *msg,
+                            const char *param)
+{
+    inv->message = msg;
+    inv->param = param;
+    return APR_EINVAL;
+}
+
+apr_status_t tb_openai_chat_check(apr_pool_t *p, const json_t *root,
+                                  tb_openai_req_t *preq,
+                                  tb_openai_invalid_t *pinvalid)
+{
+    const json_t *model, *messages, *stream;
+    size_t i;
+
+    if (!json_is_object(root)) {
+        return invalid(pinvalid, "The request body must be a JSON object.", NULL);
+    }
+    model = json_object_get(root, "model");
+    if (!model) {
+        return invalid(pinvalid, "Missing required parameter: 'model'.", "model");
+    }
+    if (!json_is_string(model) || !json_string_length(model)) {
+        return invalid(pinvalid, "Invalid 'model': expected a non-empty string.",
+                       "model");
+    }
+    messages = json_object_get(root, "messages");
+    if (!messages) {
+        return invalid(pinvalid, "Missing required parameter: 'messages'.",
+                       "messages");
+    }
+    if (!json_is_array(messages) || !json_array_size(messages)) {
+        return invalid(pinvalid,
+                       "Invalid 'messages': expected a non-empty array.",
+                       "messages");
+    }
+    for (i = 0; i < json_array_size(messages); ++i) {
+        const json_t *m = json_array_get(messages, i);
+        if (!json_is_object(m) || !json_is_string(json_object_get(m, "role"))) {
+            return invalid(pinvalid, apr_psprintf(p,
+                           "Invalid 'messages[%lu]': expected an object with "
+                           "a string 'role'.", (unsigned long)i),
+                           apr_psprintf(p, "messages[%lu]", (unsigned long)i));
+        }
+    }
+    stream = json_object_get(root, "stream");
+    if (stream && !json_is_boolean(stream) && !json_is_null(stream)) {
+        return invalid(pinvalid, "Invalid 'stream': expected a boolean.", "stream");
+    }
+    preq->model = json_string_value(model);
+    preq->stream = json_is_true(stream);
+    return APR_SUCCESS;
+}
+
+void tb_usage_init(tb_usage_t *u)
+{
+    u->prompt_tokens = u->completion_tokens = u->total_tokens = -1;
+}
+
+static void read_count(const json_t *usage, const char *name, long *pv)
+{
+    const json_t *v = json_object_get(usage, name);
+
+    if (json_is_integer(v) && json_integer_value(v) >= 0) {
+        *pv = (long)json_integer_value(v);
+    }
+}
+
+int tb_openai_usage_read(const json_t *obj, tb_usage_t *u)
+{
+    const json_t *usage = json_object_get(obj, "usage");
+
+    if (!json_is_object(usage)) {
+        return 0;
+    }
+    read_count(usage, "prompt_tokens", &u->prompt_tokens);
+    read_count(usage, "completion_tokens", &u->completion_tokens);
+    read_count(usage, "total_tokens", &u->total_tokens);
+    return 1;
+}
+
+const char *tb_openai_models_body(apr_pool_t *p,
+                                  const apr_array_header_t *entries)
+{
+    json_t *data = json_array(), *body;
+    const char *out;
+    int i;
+
+    for (i = 0; i < entries->nelts; ++i) {
+        const tb_model_entry_t *e = &APR_ARRAY_IDX(entries, i, tb_model_entry_t);
+        json_array_append_new(data, json_pack("{s:s, s:s, s:I, s:s}",
+                              "id", e->id, "object", "model",
+                              "created", (json_int_t)e->model->created,
+                              "owned_by", e->model->owned_by));
+    }
+    body = tb_json_pool_own(p, json_pack("{s:s, s:o}", "object", "list",
+                                         "data", data));
+    out = body ? tb_json_dump(p, body, NULL) : NULL;
+    return out ? out : "{\"object\":\"list\",\"data\":[]}";
+}

@@ -1,0 +1,109 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <apr_atomic.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "tb_util.h"
+
+int tb_allowlist_permits(const char *list, const char *model)
+{
+    const char *s, *e;
+    apr_size_t mlen;
+
+    if (!list) {
+        return 1;
+    }
+    for (s = list; *s && (apr_isspace(*s) || *s == ','); ++s)
+        ;
+    if (!*s) {
+        return 1;
+    }
+    mlen = strlen(model);
+    while (*s) {
+        while (*s && (apr_isspace(*s) || *s == ',')) {
+            ++s;
+        }
+        e = s;
+        while (*e && *e != ',') {
+            ++e;
+        }
+        /* trim trailing blanks of this entry */
+        {
+            const char *t = e;
+            while (t > s && apr_isspace(t[-1])) {
+                --t;
+            }
+            if ((apr_size_t)(t - s) == mlen && mlen && !strncmp(s, model, mlen)) {
+                return 1;
+            }
+        }
+        s = e;
+    }
+    return 0;
+}
+
+const char *tb_mask_secret(apr_pool_t *p, const char *secret, int head)
+{
+    apr_size_t len = secret ? strlen(secret) : 0;
+
+    if (len < (apr_size_t)head + 4 + 8) {
+        return "****";
+    }
+    return apr_psprintf(p, "%.*s..%s", head, secret, secret + len - 4);
+}
+
+static apr_uint32_t random_counter;
+static apr_uint64_t random_seed;
+
+void tb_random_seed(apr_uint64_t seed)
+{
+    random_seed = seed ^ ((apr_uint64_t)getpid() << 32) ^ (apr_uint64_t)apr_time_now();
+}
+
+apr_uint32_t tb_random_u32(void)
+{
+    apr_uint64_t z = random_seed
+        + 0x9E3779B97F4A7C15ULL * ((apr_uint64_t)apr_atomic_inc32(&random_counter) + 1);
+
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (apr_uint32_t)((z ^ (z >> 31)) >> 32);
+}
+
+int tb_parse_long(const char *s, long min, long max, long *pv)
+{
+    char *end;
+    long v;
+
+    if (!s || !*s || apr_isspace(*s)) {
+        return 0;
+    }
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || v < min || v > max) {
+        return 0;
+    }
+    *pv = v;
+    return 1;
+}
+
+long tb_parse_retry_after(const char *value)
+{
+    long v;
+
+    if (!value) {
+        return -1;
+    }
+    while (apr_isspace(*value)) {
+        ++value;
+    }
+    return tb_parse_long(value, 0, 86400L * 7, &v) ? v : -1;
+}

@@ -1,0 +1,33 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#ifndef TB_UTIL_H
+#define TB_UTIL_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+/* Is `model` on a comma separated allowlist? NULL or blank list: everything
+ * is allowed. Entries are trimmed; comparison is exact. */
+int tb_allowlist_permits(const char *list, const char *model);
+
+/* A display form of a secret for logs and admin output: the first `head`
+ * and last 4 characters around "..", or "****" when too short to show any. */
+const char *tb_mask_secret(apr_pool_t *p, const char *secret, int head);
+
+/* Seed for tb_random_u32; mixes in pid and time, call once per process. */
+void tb_random_seed(apr_uint64_t seed);
+
+/* Fast, lock-free, thread-safe pseudo random numbers (splitmix64 over an
+ * atomic counter). Not for secrets: only for spreading load. */
+apr_uint32_t tb_random_u32(void);
+
+/* Seconds given in a header value ("Retry-After": delta-seconds only, the
+ * HTTP-date form is rare on APIs): -1 when absent or unparsable. */
+long tb_parse_retry_after(const char *value);
+
+/* Is `s` exactly a decimal integer in [min, max]? Stores it in *pv. */
+int tb_parse_long(const char *s, long min, long max, long *pv);
+
+#endif /* TB_UTIL_H */
