@@ -1,0 +1,127 @@
+package TB::Test;
+# Shared helpers for the mod_tokenbay suite: gateway requests, the mock
+# upstream's control API, and tokenbay-admin. Fixture names (keys, groups,
+# accounts, models) are created by t/seed.sh.
+use strict;
+use warnings;
+
+use Exporter 'import';
+use HTTP::Tiny;
+use JSON::PP;
+use Apache::TestRequest ();
+use Test::More ();
+
+our @EXPORT = qw(
+    KEY_DEFAULT KEY_LIMITED KEY_RESTRICTED KEY_DISABLED KEY_EXPIRED
+    KEY_TOGGLE KEY_DBDOWN KEY_OTHER KEY_FROZEN
+    chat chat_raw get_models json_of error_is
+    mock_reset mock_script mock_default mock_requests mock_events
+    admin db_ctl
+);
+
+use constant {
+    KEY_DEFAULT    => 'tb-test-default-key-0001',
+    KEY_LIMITED    => 'tb-test-limited-key-0002',
+    KEY_RESTRICTED => 'tb-test-restricted-0003',
+    KEY_DISABLED   => 'tb-test-disabled-key-04',
+    KEY_EXPIRED    => 'tb-test-expired-key-005',
+    KEY_TOGGLE     => 'tb-test-toggle-key-0006',
+    KEY_DBDOWN     => 'tb-test-dbdown-key-0007',
+    KEY_OTHER      => 'tb-test-other-key-00008',
+    KEY_FROZEN     => 'tb-test-frozen-key-0009',
+};
+
+my $JSON = JSON::PP->new->canonical->allow_nonref;
+my $MOCK = 'http://127.0.0.1:' . ($ENV{TB_MOCK_PORT} || 18080);
+my $http = HTTP::Tiny->new(timeout => 30);
+
+# POST a body (hashref → JSON, or a raw string) to the gateway.
+# Options: key => KEY (undef: no Authorization), path => '/v1/chat/completions',
+# headers => {...}.
+sub chat_raw {
+    my ($body, %o) = @_;
+    my $path = $o{path} || '/v1/chat/completions';
+    my %h = ('Content-Type' => 'application/json', %{ $o{headers} || {} });
+    $h{Authorization} = "Bearer $o{key}" if defined $o{key};
+    my $content = ref $body ? $JSON->encode($body) : $body;
+    return Apache::TestRequest::POST($path, %h, content => $content);
+}
+
+sub chat {
+    my ($key, $body, %o) = @_;
+    return chat_raw($body, key => $key, %o);
+}
+
+sub get_models {
+    my ($key, %o) = @_;
+    my %h = %{ $o{headers} || {} };
+    $h{Authorization} = "Bearer $key" if defined $key;
+    return Apache::TestRequest::GET($o{path} || '/v1/models', %h);
+}
+
+sub json_of {
+    my ($res) = @_;
+    my $v = eval { $JSON->decode($res->content) };
+    return $v;
+}
+
+# Assert an OpenAI-shaped gateway error: status, error.code, a request id.
+sub error_is {
+    my ($res, $status, $code, $name) = @_;
+    my $j = json_of($res) || {};
+    my $e = ref $j->{error} eq 'HASH' ? $j->{error} : {};
+    my $ok = $res->code == $status
+        && defined $e->{message} && length $e->{message}
+        && defined $e->{type}
+        && exists $e->{param}
+        && (defined $code ? ($e->{code} // '') eq $code : 1)
+        && ($res->header('Content-Type') // '') =~ m{^application/json}
+        && ($res->header('x-request-id') // '') =~ /\S/;
+    Test::More::ok($ok, $name)
+        or Test::More::diag("got " . $res->code . " " . $res->content);
+    return $e;
+}
+
+# ---- the mock upstream ------------------------------------------------------------
+
+sub _mock_post {
+    my ($path, $data) = @_;
+    my $r = $http->post("$MOCK/__mock/$path", {
+        headers => { 'Content-Type' => 'application/json' },
+        content => $JSON->encode($data) });
+    die "mock $path: $r->{status} $r->{content}" unless $r->{success};
+    return $JSON->decode($r->{content});
+}
+
+sub _mock_get {
+    my ($path, $account) = @_;
+    my $r = $http->get("$MOCK/__mock/$path" . (defined $account ? "?account=$account" : ''));
+    die "mock $path: $r->{status}" unless $r->{success};
+    return $JSON->decode($r->{content});
+}
+
+sub mock_reset    { _mock_post('reset', {}) }
+sub mock_script   { my ($acct, @steps) = @_; _mock_post('script', { account => $acct, steps => \@steps }) }
+sub mock_default  { my ($acct, $step) = @_; _mock_post('default', { account => $acct, step => $step }) }
+sub mock_requests { _mock_get('requests', $_[0]) }
+sub mock_events   { _mock_get('events', $_[0]) }
+
+# ---- operator tools ------------------------------------------------------------------
+
+# Run tokenbay-admin; returns (exit code, combined output).
+sub admin {
+    my @args = @_;
+    my $root = $ENV{TB_ROOT} || '.';
+    my $cmd = join ' ', map { quotemeta } ('perl', "$root/scripts/tokenbay-admin", @args);
+    my $out = `$cmd 2>&1`;
+    return ($? >> 8, $out);
+}
+
+# scripts/db.sh start|stop
+sub db_ctl {
+    my ($what) = @_;
+    my $root = $ENV{TB_ROOT} || '.';
+    system("$root/scripts/db.sh", $what) == 0 or die "db.sh $what failed";
+}
+
+1;

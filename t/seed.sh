@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Test fixtures, created through tokenbay-admin like an operator would.
+# Every test file relies on these names; see t/lib/TB/Test.pm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A="perl scripts/tokenbay-admin"
+M="http://127.0.0.1:${TB_MOCK_PORT:-18080}/a"
+
+$A model add gpt-4o-mini --owned-by openai --created 1721172741 --aliases mini,gpt-mini
+$A model add gpt-4o --owned-by openai --created 1715367049
+$A model add flaky-model --owned-by tokenbay
+$A model add doomed-model --owned-by tokenbay
+$A model add dead-model --owned-by tokenbay
+$A model add orphan-model --owned-by tokenbay
+$A model add other-model --owned-by tokenbay
+$A model add slow-model --owned-by tokenbay
+
+$A group add default
+$A group add restricted --models gpt-4o-mini
+$A group add other
+$A group add frozen
+$A group disable frozen
+
+# primary beats backup (priority); both serve gpt-4o-mini under other names
+$A account add primary --base-url "$M/primary/v1" --credential sk-primary-secret-aaaa1111 \
+    --priority 10 --groups default,restricted \
+    --models gpt-4o-mini:gpt-4o-mini-2024-07-18,gpt-4o,slow-model
+$A account add backup --base-url "$M/backup/v1/" --credential sk-backup-secret-bbbb2222 \
+    --priority 5 --groups default,restricted --models gpt-4o-mini,gpt-4o,flaky-model
+# nothing listens on port 1: connections are refused
+$A account add refuser --base-url "http://127.0.0.1:1/v1" --credential sk-refuser-cccc3333 \
+    --priority 10 --groups default --models flaky-model
+$A account add doom-a --base-url "$M/doom-a/v1" --credential sk-doom-a-dddd4444 \
+    --priority 10 --groups default --models doomed-model
+$A account add doom-b --base-url "$M/doom-b/v1" --credential sk-doom-b-eeee5555 \
+    --priority 5 --groups default --models doomed-model
+$A account add sleeper --base-url "$M/sleeper/v1" --credential sk-sleeper-ffff6666 \
+    --priority 10 --groups default --models dead-model
+$A account disable sleeper
+$A account add elsewhere --base-url "$M/elsewhere/v1" --credential sk-elsewhere-gggg7777 \
+    --groups other --models other-model,gpt-4o-mini
+
+$A key add --group default --name test-default --key tb-test-default-key-0001
+$A key add --group default --name test-limited --models gpt-4o-mini --key tb-test-limited-key-0002
+$A key add --group restricted --name test-restricted --key tb-test-restricted-0003
+$A key add --group default --name test-disabled --key tb-test-disabled-key-04
+$A key disable --key tb-test-disabled-key-04
+$A key add --group default --name test-expired --expires '2020-01-01 00:00:00' --key tb-test-expired-key-005
+$A key add --group default --name test-toggle --key tb-test-toggle-key-0006
+$A key add --group default --name test-dbdown --key tb-test-dbdown-key-0007
+$A key add --group other --name test-other --key tb-test-other-key-00008
+$A key add --group frozen --name test-frozen --key tb-test-frozen-key-0009
