@@ -28,12 +28,15 @@ static void free_all(tb_keycache_t *cache)
 {
     apr_hash_index_t *hi;
 
+    /* NB: the hash's keys live inside the entries: take each entry out of
+     * the hash before freeing it, never free first and clear after */
     for (hi = apr_hash_first(NULL, cache->entries); hi; hi = apr_hash_next(hi)) {
         void *val;
         apr_hash_this(hi, NULL, NULL, &val);
+        apr_hash_set(cache->entries, ((entry_t *)val)->hash,
+                     APR_HASH_KEY_STRING, NULL);
         free(val);
     }
-    apr_hash_clear(cache->entries);
 }
 
 static apr_status_t cache_cleanup(void *data)
