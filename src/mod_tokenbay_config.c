@@ -20,6 +20,8 @@
 #define DEF_CONNECT_TIMEOUT apr_time_from_sec(5)
 #define DEF_TIMEOUT         apr_time_from_sec(600)
 #define DEF_MAX_ATTEMPTS    3
+#define DEF_FIRST_TIMEOUT   apr_time_from_sec(60)
+#define DEF_IDLE_TIMEOUT    apr_time_from_sec(120)
 
 #define UNSET (-1)
 #define MERGE(f) conf->f = (add->f != UNSET) ? add->f : base->f
@@ -64,6 +66,8 @@ void *tb_conf_create_dir(apr_pool_t *p, char *dir)
     conf->max_response = UNSET;
     conf->connect_timeout = UNSET;
     conf->timeout = UNSET;
+    conf->first_timeout = UNSET;
+    conf->idle_timeout = UNSET;
     conf->max_attempts = UNSET;
     return conf;
 }
@@ -78,6 +82,8 @@ void *tb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE(max_response);
     MERGE(connect_timeout);
     MERGE(timeout);
+    MERGE(first_timeout);
+    MERGE(idle_timeout);
     MERGE(max_attempts);
     return conf;
 }
@@ -93,6 +99,8 @@ GETTER(apr_off_t, tb_conf_max_body, tb_dir_conf_t, max_body, DEF_MAX_BODY)
 GETTER(apr_off_t, tb_conf_max_response, tb_dir_conf_t, max_response, DEF_MAX_RESPONSE)
 GETTER(apr_interval_time_t, tb_conf_connect_timeout, tb_dir_conf_t, connect_timeout, DEF_CONNECT_TIMEOUT)
 GETTER(apr_interval_time_t, tb_conf_timeout, tb_dir_conf_t, timeout, DEF_TIMEOUT)
+GETTER(apr_interval_time_t, tb_conf_first_timeout, tb_dir_conf_t, first_timeout, DEF_FIRST_TIMEOUT)
+GETTER(apr_interval_time_t, tb_conf_idle_timeout, tb_dir_conf_t, idle_timeout, DEF_IDLE_TIMEOUT)
 GETTER(int, tb_conf_max_attempts, tb_dir_conf_t, max_attempts, DEF_MAX_ATTEMPTS)
 
 /* ---- directive parsing: strict, one message shape ------------------------- */
@@ -170,6 +178,19 @@ static const char *set_timeout(cmd_parms *cmd, void *dconf, const char *arg)
                           &((tb_dir_conf_t *)dconf)->timeout);
 }
 
+static const char *set_first_timeout(cmd_parms *cmd, void *dconf,
+                                     const char *arg)
+{
+    return parse_duration(cmd, arg, apr_time_from_msec(1),
+                          &((tb_dir_conf_t *)dconf)->first_timeout);
+}
+
+static const char *set_idle_timeout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    return parse_duration(cmd, arg, apr_time_from_msec(1),
+                          &((tb_dir_conf_t *)dconf)->idle_timeout);
+}
+
 static const char *set_max_attempts(cmd_parms *cmd, void *dconf, const char *arg)
 {
     long v;
@@ -228,6 +249,10 @@ const command_rec tb_cmds[] = {
                   "Time allowed to connect to an upstream"),
     AP_INIT_TAKE1("TokenBayTimeout", set_timeout, NULL, OR_FILEINFO,
                   "Time allowed for a whole upstream exchange"),
+    AP_INIT_TAKE1("TokenBayFirstTokenTimeout", set_first_timeout, NULL, OR_FILEINFO,
+                  "Time allowed until a stream's first content (failover before it)"),
+    AP_INIT_TAKE1("TokenBayIdleTimeout", set_idle_timeout, NULL, OR_FILEINFO,
+                  "Time allowed between upstream stream events after the first content"),
     AP_INIT_TAKE1("TokenBayMaxResponseSize", set_max_response, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Largest buffered (non-streamed) upstream response, in bytes"),

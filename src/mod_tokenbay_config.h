@@ -26,6 +26,8 @@ typedef struct tb_dir_conf_t {
     apr_off_t max_response;             /* TokenBayMaxResponseSize */
     apr_interval_time_t connect_timeout;/* TokenBayConnectTimeout */
     apr_interval_time_t timeout;        /* TokenBayTimeout */
+    apr_interval_time_t first_timeout;  /* TokenBayFirstTokenTimeout */
+    apr_interval_time_t idle_timeout;   /* TokenBayIdleTimeout */
     int max_attempts;                   /* TokenBayMaxAttempts */
 } tb_dir_conf_t;
 
@@ -48,6 +50,8 @@ apr_off_t tb_conf_max_body(const tb_dir_conf_t *dc);
 apr_off_t tb_conf_max_response(const tb_dir_conf_t *dc);
 apr_interval_time_t tb_conf_connect_timeout(const tb_dir_conf_t *dc);
 apr_interval_time_t tb_conf_timeout(const tb_dir_conf_t *dc);
+apr_interval_time_t tb_conf_first_timeout(const tb_dir_conf_t *dc);
+apr_interval_time_t tb_conf_idle_timeout(const tb_dir_conf_t *dc);
 int tb_conf_max_attempts(const tb_dir_conf_t *dc);
 
 #endif /* MOD_TOKENBAY_CONFIG_H */

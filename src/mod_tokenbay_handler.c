@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#include <apr_buckets.h>
 #include <apr_strings.h>
 #include <http_log.h>
 #include <http_protocol.h>
@@ -14,17 +13,13 @@
 
 #include "mod_tokenbay_auth.h"
 #include "mod_tokenbay_config.h"
+#include "mod_tokenbay_forward.h"
 #include "mod_tokenbay_handler.h"
 #include "mod_tokenbay_respond.h"
 #include "mod_tokenbay_state.h"
 #include "tb_catalog.h"
-#include "tb_curl.h"
 #include "tb_json.h"
 #include "tb_proto_openai.h"
-#include "tb_sched.h"
-#include "tb_util.h"
-
-#define USER_AGENT "mod_tokenbay/" TB_VERSION
 
 int tb_fixups(request_rec *r)
 {
@@ -115,229 +110,6 @@ too_large:
     return APR_ENOSPC;
 }
 
-/* ---- upstream exchange and failover ------------------------------------------ */
-
-/* Statuses that say "this account, not this request": try another one.
- * Everything else (2xx, the client's own 4xx) goes back to the client. */
-static int status_retryable(int status)
-{
-    return status == 401 || status == 403 || status == 408 || status == 409
-        || status == 429 || status >= 500;
-}
-
-/* What the failed attempts add up to, when none succeeded. */
-typedef struct failures_t {
-    int connect, timeout, io, rate_limited, upstream_status;
-    long retry_after;
-} failures_t;
-
-static void failures_answer(request_rec *r, const failures_t *f, int attempts,
-                            tb_error_t *err)
-{
-    if (f->timeout) {
-        tb_error_set(err, HTTP_GATEWAY_TIME_OUT, "api_error", "upstream_timeout",
-                     NULL, apr_psprintf(r->pool, "The upstream did not answer "
-                     "in time (%d attempt%s).", attempts, attempts == 1 ? "" : "s"));
-    }
-    else if (f->rate_limited && !f->connect && !f->io && !f->upstream_status) {
-        tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
-                     "upstream_rate_limited", NULL,
-                     apr_psprintf(r->pool, "Every upstream account is rate "
-                     "limited right now (%d attempt%s); retry later.",
-                     attempts, attempts == 1 ? "" : "s"));
-        err->retry_after = f->retry_after >= 0 ? f->retry_after : 1;
-    }
-    else {
-        tb_error_set(err, HTTP_BAD_GATEWAY, "api_error", "upstream_error", NULL,
-                     apr_psprintf(r->pool, "The upstream request failed "
-                     "(%d attempt%s; last: %s).", attempts,
-                     attempts == 1 ? "" : "s",
-                     f->upstream_status
-                     ? apr_psprintf(r->pool, "HTTP %d", f->upstream_status)
-                     : f->connect ? "connection failed" : "connection broken"));
-    }
-}
-
-/* The body for this route's account: the client's bytes with only the
- * model value replaced, so nothing else changes on the way through. */
-static const char *upstream_body(request_rec *r, const char *body,
-                                 apr_size_t len, json_t *root,
-                                 const char *upstream_model, apr_size_t *plen)
-{
-    apr_size_t start, vlen;
-    const char *quoted = tb_json_quote(r->pool, upstream_model);
-
-    if (tb_json_member_span(body, len, "model", &start, &vlen) == APR_SUCCESS) {
-        if (vlen == strlen(quoted) && !memcmp(body + start, quoted, vlen)) {
-            *plen = len;
-            return body;
-        }
-        return tb_json_splice(r->pool, body, len, start, vlen, quoted, plen);
-    }
-    /* unusual spelling (escaped keys): rebuild from the parsed tree */
-    json_object_set_new(root, "model", json_string(upstream_model));
-    return tb_json_dump(r->pool, root, plen);
-}
-
-static void note_usage(request_rec *r, const tb_usage_t *u)
-{
-    if (u->prompt_tokens >= 0) {
-        apr_table_setn(r->notes, "TOKENBAY_PROMPT_TOKENS",
-                       apr_ltoa(r->pool, u->prompt_tokens));
-    }
-    if (u->completion_tokens >= 0) {
-        apr_table_setn(r->notes, "TOKENBAY_COMPLETION_TOKENS",
-                       apr_ltoa(r->pool, u->completion_tokens));
-    }
-    if (u->total_tokens >= 0) {
-        apr_table_setn(r->notes, "TOKENBAY_TOTAL_TOKENS",
-                       apr_ltoa(r->pool, u->total_tokens));
-    }
-}
-
-static int relay(request_rec *r, const tb_http_buffer_t *buf)
-{
-    const char *ctype = buf->content_type ? buf->content_type : "application/json";
-
-    if (buf->status >= 200 && buf->status < 300 && buf->len
-        && !strncasecmp(ctype, "application/json", 16)) {
-        json_t *resp;
-        tb_usage_t usage;
-
-        tb_usage_init(&usage);
-        if (tb_json_parse(&resp, r->pool, buf->data, buf->len, NULL) == APR_SUCCESS
-            && tb_openai_usage_read(resp, &usage)) {
-            note_usage(r, &usage);
-        }
-    }
-    apr_table_setn(r->notes, "TOKENBAY_OUTCOME",
-                   buf->status < 400 ? "ok" : "upstream_client_error");
-    return tb_respond_body(r, buf->status, ctype, buf->data, buf->len);
-}
-
-/* Try the routes in scheduler order until one answers with something to
- * relay, at most TokenBayMaxAttempts accounts, each at most once. */
-static int forward(request_rec *r, const char *path, const char *body,
-                   apr_size_t len, json_t *root, apr_array_header_t *routes)
-{
-    tb_dir_conf_t *dc = tb_conf_dir(r);
-    int max_attempts = tb_conf_max_attempts(dc), attempts = 0, idx;
-    unsigned char *tried = apr_pcalloc(r->pool, routes->nelts ? routes->nelts : 1);
-    const tb_route_t *rt = (const tb_route_t *)routes->elts;
-    failures_t fail;
-    tb_error_t err;
-
-    memset(&fail, 0, sizeof(fail));
-    fail.retry_after = -1;
-    while (attempts < max_attempts
-           && (idx = tb_sched_pick(rt, routes->nelts, tried, tb_random_u32())) >= 0) {
-        const tb_account_t *acct = rt[idx].account;
-        tb_http_request_t req;
-        tb_http_result_t res;
-        tb_http_buffer_t buf;
-        tb_http_sink_t sink;
-        apr_status_t rv;
-
-        tried[idx] = 1;
-        ++attempts;
-        memset(&req, 0, sizeof(req));
-        req.method = "POST";
-        req.url = apr_pstrcat(r->pool, acct->base_url, path, NULL);
-        req.headers = apr_array_make(r->pool, 5, sizeof(const char *));
-        APR_ARRAY_PUSH(req.headers, const char *) = "Content-Type: application/json";
-        APR_ARRAY_PUSH(req.headers, const char *) = "Accept: application/json";
-        APR_ARRAY_PUSH(req.headers, const char *) = "User-Agent: " USER_AGENT;
-        APR_ARRAY_PUSH(req.headers, const char *) =
-            apr_pstrcat(r->pool, "X-Request-Id: ", tb_request_id(r), NULL);
-        if (*acct->credential) {
-            APR_ARRAY_PUSH(req.headers, const char *) =
-                apr_pstrcat(r->pool, "Authorization: Bearer ", acct->credential, NULL);
-        }
-        req.body = upstream_body(r, body, len, root, rt[idx].upstream_model,
-                                 &req.body_len);
-        req.connect_timeout = tb_conf_connect_timeout(dc);
-        req.timeout = tb_conf_timeout(dc);
-        if (!req.body) {
-            tb_error_set(&err, HTTP_INTERNAL_SERVER_ERROR, "api_error", NULL,
-                         NULL, "The request could not be prepared.");
-            return tb_respond_error(r, &err);
-        }
-
-        tb_http_buffer_init(&buf, r->pool, (apr_size_t)tb_conf_max_response(dc),
-                            &sink);
-        rv = tb_curl_perform(tb_state_curl_pool(), &req, &sink, r->pool, &res);
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, TB_LOGNO(40)
-                          "cannot set up an upstream request");
-            tb_error_set(&err, HTTP_INTERNAL_SERVER_ERROR, "api_error", NULL,
-                         NULL, "The upstream request could not be set up.");
-            return tb_respond_error(r, &err);
-        }
-        apr_table_setn(r->notes, "TOKENBAY_ACCOUNT", acct->name);
-        apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_MODEL", rt[idx].upstream_model);
-        apr_table_setn(r->notes, "TOKENBAY_ATTEMPTS", apr_itoa(r->pool, attempts));
-
-        if (res.error == TB_UP_OK && !status_retryable(res.status)) {
-            apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_STATUS",
-                           apr_itoa(r->pool, res.status));
-            return relay(r, &buf);
-        }
-        if (res.error == TB_UP_ABORTED && res.sink_rv == APR_ENOSPC) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(41)
-                          "account %s: response larger than "
-                          "TokenBayMaxResponseSize", acct->name);
-            tb_error_set(&err, HTTP_BAD_GATEWAY, "api_error",
-                         "upstream_response_too_large", NULL,
-                         "The upstream response exceeds the gateway's limit.");
-            apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "upstream_error");
-            return tb_respond_error(r, &err);
-        }
-        switch (res.error) {
-        case TB_UP_OK:
-            fail.upstream_status = res.status;
-            if (res.status == 429) {
-                fail.rate_limited = 1;
-                fail.upstream_status = 0;
-                if (res.retry_after >= 0
-                    && (fail.retry_after < 0 || res.retry_after < fail.retry_after)) {
-                    fail.retry_after = res.retry_after;
-                }
-            }
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(42)
-                          "account %s answered HTTP %d (attempt %d)",
-                          acct->name, res.status, attempts);
-            break;
-        case TB_UP_TIMEOUT:
-            fail.timeout = 1;
-            /* fall through */
-        default:
-            if (res.error == TB_UP_CONNECT) {
-                fail.connect = 1;
-            }
-            else if (res.error != TB_UP_TIMEOUT) {
-                fail.io = 1;
-            }
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(43)
-                          "account %s failed: %s (attempt %d)", acct->name,
-                          res.detail ? res.detail : "unknown error", attempts);
-            break;
-        }
-        if (r->connection->aborted) {
-            return OK;
-        }
-    }
-    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "upstream_error");
-    if (!attempts) {
-        tb_error_set(&err, HTTP_SERVICE_UNAVAILABLE, "api_error",
-                     "no_available_account", NULL,
-                     "No upstream account can take this request right now.");
-        err.retry_after = 1;
-        return tb_respond_error(r, &err);
-    }
-    failures_answer(r, &fail, attempts, &err);
-    return tb_respond_error(r, &err);
-}
-
 /* ---- routes ------------------------------------------------------------------- */
 
 static int catalog_or_error(request_rec *r, const tb_catalog_t **pcat,
@@ -385,12 +157,6 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
                      inv.message);
         return tb_respond_error(r, &err);
     }
-    if (req.stream) {
-        tb_error_set(&err, HTTP_BAD_REQUEST, "invalid_request_error",
-                     "unsupported_value", "stream",
-                     "Streaming is not available on this gateway yet.");
-        return tb_respond_error(r, &err);
-    }
     if (!catalog_or_error(r, &cat, &err)) {
         return tb_respond_error(r, &err);
     }
@@ -419,7 +185,7 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
                                   "to this API key's group.", req.model));
         return tb_respond_error(r, &err);
     }
-    return forward(r, "/chat/completions", body, len, root, routes);
+    return tb_forward(r, "/chat/completions", body, len, root, &req, routes);
 }
 
 static int handle_models(request_rec *r, const tb_keyinfo_t *key)

@@ -3,8 +3,10 @@
  * http://www.apache.org/licenses/LICENSE-2.0
  */
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -225,6 +227,24 @@ static tb_up_error_t classify(CURLcode cc)
     }
 }
 
+typedef enum { PEER_IDLE, PEER_GONE, PEER_SENT_DATA } peer_state_t;
+
+/* The client socket polled readable: closed, reset, or just data? */
+static peer_state_t peer_state(int fd)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+    if (n == 0) {
+        return PEER_GONE;
+    }
+    if (n < 0) {
+        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+               ? PEER_IDLE : PEER_GONE;
+    }
+    return PEER_SENT_DATA;
+}
+
 static struct curl_slist *build_headers(const tb_http_request_t *req)
 {
     struct curl_slist *list = NULL, *tmp;
@@ -260,7 +280,7 @@ apr_status_t tb_curl_perform(tb_curl_pool_t *cpool,
     CURLcode cc = CURLE_OK;
     CURLMsg *msg;
     xfer_t x;
-    int running = 1, left, added = 0;
+    int running = 1, left, added = 0, watch, client_gone = 0;
     apr_status_t rv = APR_SUCCESS;
 
     memset(res, 0, sizeof(*res));
@@ -314,7 +334,11 @@ apr_status_t tb_curl_perform(tb_curl_pool_t *cpool,
         goto leave;
     }
     added = 1;
+    watch = req->watch_fd;
     while (running) {
+        struct curl_waitfd wfd;
+        apr_interval_time_t wait = apr_time_from_sec(1);
+
         if (curl_multi_perform(h->multi, &running) != CURLM_OK) {
             cc = CURLE_FAILED_INIT;
             break;
@@ -322,9 +346,38 @@ apr_status_t tb_curl_perform(tb_curl_pool_t *cpool,
         if (!running) {
             break;
         }
-        if (curl_multi_poll(h->multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+        if (sink->on_tick
+            && (res->sink_rv = sink->on_tick(sink->ctx, apr_time_now(), &wait))
+               != APR_SUCCESS) {
+            cc = CURLE_ABORTED_BY_CALLBACK;
+            break;
+        }
+        memset(&wfd, 0, sizeof(wfd));
+        wfd.fd = watch;
+        wfd.events = CURL_WAIT_POLLIN;
+        if (curl_multi_poll(h->multi, &wfd, watch >= 0 ? 1 : 0,
+                            (int)(wait > 0 ? apr_time_as_msec(wait) + 1 : 1),
+                            NULL) != CURLM_OK) {
             cc = CURLE_FAILED_INIT;
             break;
+        }
+        if (watch >= 0 && wfd.revents) {
+            switch (peer_state(watch)) {
+            case PEER_GONE:
+                client_gone = 1;
+                break;
+            case PEER_SENT_DATA:
+                /* pipelined bytes keep the socket readable: stop watching
+                 * it, a hang-up then shows when we next write */
+                watch = -1;
+                break;
+            default:
+                break;
+            }
+            if (client_gone) {
+                cc = CURLE_ABORTED_BY_CALLBACK;
+                break;
+            }
         }
     }
     while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
@@ -338,7 +391,7 @@ apr_status_t tb_curl_perform(tb_curl_pool_t *cpool,
             cc = CURLE_WRITE_ERROR;
         }
     }
-    res->error = classify(cc);
+    res->error = client_gone ? TB_UP_CLIENT_GONE : classify(cc);
     if (res->error != TB_UP_OK) {
         res->detail = apr_pstrdup(p, errbuf[0] ? errbuf : curl_easy_strerror(cc));
         if (res->error != TB_UP_ABORTED) {
@@ -407,6 +460,7 @@ void tb_http_buffer_init(tb_http_buffer_t *buf, apr_pool_t *p, apr_size_t max,
     buf->pool = p;
     buf->max = max;
     buf->data = "";
+    memset(sink, 0, sizeof(*sink));
     sink->ctx = buf;
     sink->on_head = buffer_on_head;
     sink->on_data = buffer_on_data;

@@ -59,6 +59,8 @@ apr_status_t tb_openai_chat_check(apr_pool_t *p, const json_t *root,
     }
     preq->model = json_string_value(model);
     preq->stream = json_is_true(stream);
+    preq->include_usage = json_is_true(json_object_get(
+        json_object_get(root, "stream_options"), "include_usage"));
     return APR_SUCCESS;
 }
 

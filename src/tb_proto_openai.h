@@ -13,6 +13,7 @@
 typedef struct tb_openai_req_t {
     const char *model;      /* as the client named it */
     int stream;             /* "stream": true */
+    int include_usage;      /* "stream_options": {"include_usage": true} */
 } tb_openai_req_t;
 
 /* A validation failure: OpenAI's invalid_request_error with `param`. */

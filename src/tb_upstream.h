@@ -18,7 +18,8 @@ typedef enum {
     TB_UP_CONNECT,       /* could not resolve or connect */
     TB_UP_TIMEOUT,       /* a connect or total timeout fired */
     TB_UP_IO,            /* the connection failed mid-exchange */
-    TB_UP_ABORTED        /* the sink stopped the transfer */
+    TB_UP_ABORTED,       /* the sink stopped the transfer */
+    TB_UP_CLIENT_GONE    /* the watched client connection hung up */
 } tb_up_error_t;
 
 typedef struct tb_http_request_t {
@@ -29,6 +30,8 @@ typedef struct tb_http_request_t {
     apr_size_t body_len;
     apr_interval_time_t connect_timeout;
     apr_interval_time_t timeout;        /* whole exchange; 0 = none */
+    int watch_fd;                       /* client socket to watch for a
+                                         * hang-up while waiting, or -1 */
 } tb_http_request_t;
 
 /* Where the response goes. on_head runs once, before the first on_data (or
@@ -38,6 +41,10 @@ typedef struct tb_http_sink_t {
     void *ctx;
     apr_status_t (*on_head)(void *ctx, int status, const char *content_type);
     apr_status_t (*on_data)(void *ctx, const char *buf, apr_size_t len);
+    /* optional: called between waits; may stop the transfer (timeouts of
+     * its own) and lower *pwait, the longest the next wait may take */
+    apr_status_t (*on_tick)(void *ctx, apr_time_t now,
+                            apr_interval_time_t *pwait);
 } tb_http_sink_t;
 
 typedef struct tb_http_result_t {

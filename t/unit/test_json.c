@@ -392,7 +392,7 @@ static json_t *body_of(apr_pool_t *p, const char *text)
 static void chat_ok(apr_pool_t *p, const char *text, const char *model,
                     int stream, const char *what)
 {
-    tb_openai_req_t req = { NULL, -1 };
+    tb_openai_req_t req = { NULL, -1, -1 };
     tb_openai_invalid_t inv = { NULL, NULL };
     apr_status_t rv = tb_openai_chat_check(p, body_of(p, text), &req, &inv);
 
@@ -405,7 +405,7 @@ static void chat_ok(apr_pool_t *p, const char *text, const char *model,
 static void chat_bad(apr_pool_t *p, const char *text, const char *param,
                      const char *what)
 {
-    tb_openai_req_t req = { NULL, 0 };
+    tb_openai_req_t req = { NULL, 0, 0 };
     tb_openai_invalid_t inv = { NULL, (const char *)"unset" };
     apr_status_t rv = tb_openai_chat_check(p, body_of(p, text), &req, &inv);
 

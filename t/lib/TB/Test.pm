@@ -10,6 +10,7 @@ use HTTP::Tiny;
 use JSON::PP;
 use Apache::TestRequest ();
 use Test::More ();
+use Time::HiRes ();
 
 our @EXPORT = qw(
     KEY_DEFAULT KEY_LIMITED KEY_RESTRICTED KEY_DISABLED KEY_EXPIRED
@@ -17,6 +18,7 @@ our @EXPORT = qw(
     chat chat_raw get_models json_of error_is
     mock_reset mock_script mock_default mock_requests mock_events
     admin db_ctl
+    stream_open stream_read stream_events stream_all chunk
 );
 
 use constant {
@@ -80,6 +82,70 @@ sub error_is {
     Test::More::ok($ok, $name)
         or Test::More::diag("got " . $res->code . " " . $res->content);
     return $e;
+}
+
+# ---- raw streaming --------------------------------------------------------------
+# LWP buffers whole bodies; streams are read from the socket as they come.
+# HTTP/1.0 keeps the framing simple: no chunking, the body ends at close.
+
+# Send a streaming request; returns a handle for stream_read.
+sub stream_open {
+    my ($key, $body, %o) = @_;
+    my $path = $o{path} || '/v1/chat/completions';
+    my $content = ref $body ? $JSON->encode($body) : $body;
+    my $sock = Apache::TestRequest::vhost_socket() or die "no socket";
+    my $req = "POST $path HTTP/1.0\r\nHost: localhost\r\n"
+        . "Content-Type: application/json\r\nAccept: application/json\r\n"
+        . (defined $key ? "Authorization: Bearer $key\r\n" : '')
+        . "Content-Length: " . length($content) . "\r\n\r\n" . $content;
+    syswrite($sock, $req) == length $req or die "short write";
+    return { sock => $sock, buf => '', head => undef, eof => 0 };
+}
+
+# Read until $pred->($body) is true, EOF, or $timeout seconds; returns the
+# body so far. The head (status line and headers) is kept in $s->{head}.
+sub stream_read {
+    my ($s, $pred, $timeout) = @_;
+    $timeout //= 10;
+    my $until = Time::HiRes::time() + $timeout;
+    while (!$s->{eof}) {
+        if (defined $s->{head} && $pred && $pred->($s->{buf})) { last }
+        my $left = $until - Time::HiRes::time();
+        last if $left <= 0;
+        my $rin = '';
+        vec($rin, fileno($s->{sock}), 1) = 1;
+        next unless select(my $rout = $rin, undef, undef, $left);
+        my $n = sysread($s->{sock}, my $chunk, 65536);
+        if (!$n) { $s->{eof} = 1; last }
+        $s->{buf} .= $chunk;
+        if (!defined $s->{head} && $s->{buf} =~ s/\A(.*?)\r\n\r\n//s) {
+            $s->{head} = $1;
+        }
+    }
+    return $s->{buf};
+}
+
+sub stream_all { my ($s, $t) = @_; stream_read($s, undef, $t // 15); $s }
+
+# The data payloads of the body's complete events, decoded when JSON.
+sub stream_events {
+    my ($body) = @_;
+    my @ev;
+    for my $block (split /\n\n/, $body) {
+        next unless $block =~ /^data: (.*)$/m;
+        my $d = $1;
+        push @ev, $d eq '[DONE]' ? '[DONE]' : (eval { $JSON->decode($d) } // $d);
+    }
+    return @ev;
+}
+
+# A chat.completion.chunk with a content delta (and optional extras).
+sub chunk {
+    my ($content, %extra) = @_;
+    my $delta = defined $content ? { content => $content } : {};
+    return { data => { id => 'chatcmpl-test', object => 'chat.completion.chunk',
+        created => 1, model => 'm', choices => [ { index => 0, delta => $delta,
+        finish_reason => $extra{finish} } ], %{ $extra{top} || {} } } };
 }
 
 # ---- the mock upstream ------------------------------------------------------------

@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# mod_tokenbay benchmark: one command, three targets, same run, same machine.
+#
+#   bench/run.sh          run it all, then stop everything it started
+#   bench/run.sh stop     stop what an earlier BENCH_KEEP=1 run left running
+#
+# Targets (all on loopback):
+#   direct      the C mock upstream itself               127.0.0.1:18180
+#   proxy       httpd + mod_proxy_http -> the mock        127.0.0.1:18181
+#   tokenbay    httpd + mod_tokenbay (cached key) -> mock 127.0.0.1:18182
+# It prints a markdown table and saves it to bench/results/latest.md; raw
+# outputs and logs stay in /tmp/tokenbay-bench. Everything it starts is
+# stopped on exit (by pidfile).
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION   seconds per wrk run [10]
+#   BENCH_CONNS      wrk concurrencies [1 16 64]
+#   BENCH_STREAMS    sequential streams for the TTFB/total probe [50]
+#   BENCH_HOLD       simultaneous streams [500]
+#   BENCH_HOLD_DELAY ms between events in the simultaneous-streams test [100]
+#   BENCH_TARGETS    which targets [direct proxy tokenbay]
+#   BENCH_KEEP=1     leave the mock, both httpd and MariaDB running afterwards
+set -euo pipefail
+
+BENCH=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$BENCH/.." && pwd)
+RUN=/tmp/tokenbay-bench
+BIN=$RUN/bin
+LOGS=$RUN/logs
+DB_PORT=13326
+MOCK_PORT=18180
+PROXY_PORT=18181
+TB_PORT=18182
+DURATION=${BENCH_DURATION:-10}
+CONNS=${BENCH_CONNS:-1 16 64}
+STREAMS=${BENCH_STREAMS:-50}
+HOLD=${BENCH_HOLD:-500}
+HOLD_DELAY=${BENCH_HOLD_DELAY:-100}
+TARGETS=${BENCH_TARGETS:-direct proxy tokenbay}
+HTTPD=/usr/sbin/apache2
+MODDIR=/usr/lib/apache2/modules
+
+export TOKENBAY_DB_HOST=127.0.0.1 TOKENBAY_DB_PORT=$DB_PORT \
+       TOKENBAY_DB_USER=tokenbay TOKENBAY_DB_PASSWORD=tokenbay TOKENBAY_DB_NAME=tokenbay
+
+log() { printf '%s bench: %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+db() { TB_RUN_DIR=$RUN TB_DB_PORT=$DB_PORT "$ROOT/scripts/db.sh" "$@"; }
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# Stop the process named by pidfile $1 (TERM, then wait up to 10 s, then KILL).
+stop_pidfile() {
+    local pf=$1 pid
+    alive "$pf" || { rm -f "$pf"; return 0; }
+    pid=$(cat "$pf")
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$pf"
+}
+
+stop_all() {
+    stop_pidfile "$RUN/proxy/httpd.pid"
+    stop_pidfile "$RUN/tokenbay/httpd.pid"
+    stop_pidfile "$RUN/mock.pid"
+    db stop >/dev/null 2>&1 || true
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        port_busy "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# kv "LINE" KEY -> value of KEY=value in LINE
+kv() { sed -n "s/.*[[:space:]]$2=\([^[:space:]]*\).*/\1/p" <<<" $1"; }
+
+fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
+
+# ---- set-up ------------------------------------------------------------------
+
+mkdir -p "$RUN" "$BIN" "$LOGS" "$BENCH/results"
+stop_all                                   # leftovers of an earlier run
+[ "${1:-}" = stop ] && { log "stopped"; exit 0; }
+if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    trap '[ $? = 0 ] || stop_all' EXIT
+else
+    trap 'stop_all' EXIT
+fi
+trap 'exit 130' INT TERM
+
+for p in $MOCK_PORT $PROXY_PORT $TB_PORT $DB_PORT; do
+    port_busy "$p" && die "port $p is already in use"
+done
+
+log "dependencies"
+"$ROOT/scripts/deps.sh"
+log "building the module"
+"$ROOT/scripts/build.sh" >"$LOGS/build.log" 2>&1 || { tail -20 "$LOGS/build.log" >&2; die "build failed"; }
+[ -f "$ROOT/.libs/mod_tokenbay.so" ] || die "no $ROOT/.libs/mod_tokenbay.so"
+log "building the C tools"
+gcc -O2 -Wall -Wextra -o "$BIN/mock_upstream" "$BENCH/mock_upstream.c"
+gcc -O2 -Wall -Wextra -o "$BIN/stream_probe" "$BENCH/stream_probe.c"
+ulimit -n 65536 2>/dev/null || true
+
+log "database (port $DB_PORT)"
+db reset >/dev/null
+ADMIN="$ROOT/scripts/tokenbay-admin"
+"$ADMIN" model add bench-model --owned-by bench >/dev/null
+"$ADMIN" group add bench >/dev/null
+"$ADMIN" account add bench-mock --base-url "http://127.0.0.1:$MOCK_PORT/v1" \
+    --groups bench --models bench-model >/dev/null
+KEY=$("$ADMIN" --json key add --group bench --name bench \
+      | perl -MJSON::PP -e 'print decode_json(join "", <STDIN>)->{key}')
+[ -n "$KEY" ] || die "could not create a key"
+export BENCH_KEY=$KEY
+
+log "mock upstream (port $MOCK_PORT)"
+"$BIN/mock_upstream" "$MOCK_PORT" >"$LOGS/mock.log" 2>&1 &
+echo $! >"$RUN/mock.pid"
+wait_port "$MOCK_PORT" || die "the mock did not start"
+
+# ---- httpd instances ------------------------------------------------------------
+# Same core and MPM settings for both; only the /v1 handling differs.
+# Each open stream holds a worker thread: 4 x 160 = 640 workers, all started
+# up front (StartServers 4) and never reaped (MaxSpareThreads = all).
+common_conf() { # name port
+    local user=""
+    [ "$(id -u)" = 0 ] && user=$'User nobody\nGroup nogroup'
+    mkdir -p "$RUN/$1"
+    cat <<CONF
+ServerRoot "$RUN/$1"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$2
+ListenBacklog 1024
+PidFile "$RUN/$1/httpd.pid"
+DefaultRuntimeDir "$RUN/$1"
+ErrorLog "$RUN/$1/error_log"
+LogLevel warn
+$user
+LoadModule mpm_event_module $MODDIR/mod_mpm_event.so
+LoadModule authz_core_module $MODDIR/mod_authz_core.so
+Timeout 60
+KeepAlive On
+MaxKeepAliveRequests 0
+KeepAliveTimeout 5
+ServerLimit 4
+ThreadLimit 160
+ThreadsPerChild 160
+StartServers 4
+MaxRequestWorkers 640
+MinSpareThreads 160
+MaxSpareThreads 640
+AsyncRequestWorkerFactor 2
+MaxConnectionsPerChild 0
+# no access log in either instance
+CONF
+}
+
+{
+    common_conf proxy $PROXY_PORT
+    cat <<CONF
+LoadModule proxy_module $MODDIR/mod_proxy.so
+LoadModule proxy_http_module $MODDIR/mod_proxy_http.so
+# backend connections are pooled and reused per child by default;
+# keepalive=On adds TCP keepalive probes
+ProxyPass /v1/ http://127.0.0.1:$MOCK_PORT/v1/ keepalive=On
+<Location /v1/>
+    Require all granted
+</Location>
+CONF
+} >"$RUN/proxy.conf"
+
+{
+    common_conf tokenbay $TB_PORT
+    cat <<CONF
+LoadModule dbd_module $MODDIR/mod_dbd.so
+LoadModule tokenbay_module $ROOT/.libs/mod_tokenbay.so
+DBDriver mysql
+DBDParams "host=127.0.0.1 port=$DB_PORT user=tokenbay pass=tokenbay dbname=tokenbay"
+DBDMin 0
+TokenBayKeyCacheTTL 300
+TokenBayCatalogTTL 300
+<Location /v1>
+    TokenBay On
+    Require all granted
+</Location>
+CONF
+} >"$RUN/tokenbay.conf"
+
+for t in proxy tokenbay; do
+    port=$PROXY_PORT; [ $t = tokenbay ] && port=$TB_PORT
+    log "httpd $t (port $port)"
+    "$HTTPD" -f "$RUN/$t.conf" -k start || { tail -5 "$RUN/$t/error_log" >&2; die "httpd $t did not start"; }
+    wait_port "$port" || { tail -5 "$RUN/$t/error_log" >&2; die "httpd $t does not answer"; }
+done
+
+# ---- measurements ---------------------------------------------------------------
+
+declare -A R            # R[target,metric]
+
+target_port() { case $1 in direct) echo $MOCK_PORT ;; proxy) echo $PROXY_PORT ;; tokenbay) echo $TB_PORT ;; esac; }
+target_pid() { case $1 in direct) cat "$RUN/mock.pid" ;; *) cat "$RUN/$1/httpd.pid" ;; esac; }
+
+wrk_run() { # port conns seconds logname
+    wrk -t1 -c"$2" -d"$3"s --timeout 5s -s "$BENCH/chat.lua" \
+        "http://127.0.0.1:$1/v1/chat/completions" >"$LOGS/$4" 2>&1 || true
+    grep '^WRKRESULT' "$LOGS/$4" || echo "WRKRESULT rps=0 p50_ms=0 errors=-1 non2xx=-1"
+}
+
+db_stmts() {
+    db sql -N -e "SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'" 2>/dev/null | awk '{print $2}'
+}
+
+check_answer() { # target
+    local port out
+    port=$(target_port "$1")
+    out=$(curl -s -w ' HTTP%{http_code}' "http://127.0.0.1:$port/v1/chat/completions" \
+          -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+          -d '{"model":"bench-model","messages":[{"role":"user","content":"hi"}]}')
+    case $out in
+        *'"chat.completion"'*HTTP200) ;;
+        *) die "$1 does not answer a chat completion: $out" ;;
+    esac
+}
+
+warm() { # target
+    local port before after
+    port=$(target_port "$1")
+    check_answer "$1"
+    if [ "$1" = tokenbay ]; then
+        # every child must have the key (and catalogue) cached: fresh wrk
+        # connections land on all children; then no DB statement may run.
+        for i in 1 2 3 4 5 6; do
+            wrk_run "$port" 64 1 "warm-$1-$i.log" >/dev/null
+            before=$(db_stmts)
+            wrk_run "$port" 64 1 "warm-$1-$i-check.log" >/dev/null
+            after=$(db_stmts)
+            [ "$before" = "$after" ] && break
+        done
+        log "tokenbay warm: DB statements during the last warm-up second: $((after - before))"
+    else
+        wrk_run "$port" 64 2 "warm-$1.log" >/dev/null
+    fi
+}
+
+for t in $TARGETS; do
+    port=$(target_port "$t")
+    log "== $t: warm-up"
+    warm "$t"
+    [ "$t" = tokenbay ] && R[$t,db_before]=$(db_stmts)
+    for c in $CONNS; do
+        log "$t: wrk -t1 -c$c -d${DURATION}s"
+        line=$(wrk_run "$port" "$c" "$DURATION" "wrk-$t-c$c.log")
+        log "  $line"
+        R[$t,rps$c]=$(kv "$line" rps)
+        R[$t,p50_$c]=$(kv "$line" p50_ms)
+        R[$t,p99_$c]=$(kv "$line" p99_ms)
+        R[$t,err$c]=$(( $(kv "$line" errors) + $(kv "$line" non2xx) ))
+    done
+    log "$t: $STREAMS sequential streams"
+    line=$("$BIN/stream_probe" -p "$port" -k "$KEY" -n "$STREAMS" -c 1 -t 60 \
+           2>"$LOGS/probe-$t.err") || true
+    log "  $line"; head -3 "$LOGS/probe-$t.err" >&2
+    R[$t,s_ok]=$(kv "$line" ok); R[$t,s_err]=$(kv "$line" errors)
+    R[$t,ttfb]=$(kv "$line" ttfb_p50_ms); R[$t,ttfb90]=$(kv "$line" ttfb_p90_ms)
+    R[$t,total]=$(kv "$line" total_p50_ms); R[$t,total90]=$(kv "$line" total_p90_ms)
+    log "$t: $HOLD simultaneous streams (${HOLD_DELAY} ms between events)"
+    line=$("$BIN/stream_probe" -p "$port" -k "$KEY" -n "$HOLD" -c "$HOLD" \
+           -d "$HOLD_DELAY" -r "$(target_pid "$t")" -t 120 2>"$LOGS/hold-$t.err") || true
+    log "  $line"; head -3 "$LOGS/hold-$t.err" >&2
+    R[$t,h_ok]=$(kv "$line" ok); R[$t,h_err]=$(kv "$line" errors)
+    R[$t,h_open]=$(kv "$line" peak_open)
+    R[$t,h_rss]=$(kv "$line" peak_rss_kb); R[$t,h_base]=$(kv "$line" base_rss_kb)
+    R[$t,h_pss]=$(kv "$line" peak_pss_kb); R[$t,h_bpss]=$(kv "$line" base_pss_kb)
+    [ "$t" = tokenbay ] && R[$t,db_after]=$(db_stmts)
+done
+
+# ---- report ----------------------------------------------------------------------
+
+cell_rps() { # target conns
+    local v=${R[$1,rps$2]:-} e=${R[$1,err$2]:-0}
+    [ -n "$v" ] || { echo "–"; return; }
+    if [ "$e" != 0 ]; then echo "$(fmt "$v" '%.0f') ($e errors)"; else fmt "$v" '%.0f'; fi
+}
+cell_ms() { # value
+    [ -n "${1:-}" ] || { echo "–"; return; }
+    fmt "$1" '%.3f'
+}
+cell_stream() { # target key
+    local ok=${R[$1,s_ok]:-}
+    [ -n "$ok" ] || { echo "–"; return; }
+    [ "$ok" -gt 0 ] || { echo "failed (${R[$1,s_err]} errors)"; return; }
+    fmt "${R[$1,$2]}" '%.2f'
+}
+cell_hold() {
+    local ok=${R[$1,h_ok]:-}
+    [ -n "$ok" ] || { echo "–"; return; }
+    echo "$ok/$HOLD ok, ${R[$1,h_err]} errors, ${R[$1,h_open]} open at once"
+}
+cell_rss() {
+    [ -n "${R[$1,h_rss]:-}" ] || { echo "–"; return; }
+    awk -v p="${R[$1,h_rss]}" -v b="${R[$1,h_base]}" \
+        'BEGIN { printf "%.1f MiB (idle %.1f)", p / 1024, b / 1024 }'
+}
+cols() { local f=$1 out=""; shift; for t in direct proxy tokenbay; do out="$out | $($f "$t" "$@")"; done; echo "$out"; }
+msc() { cell_ms "${R[$1,$2]:-}"; }
+
+has() { [ -n "${R[$1,$2]:-}" ]; }
+verdict() { # description, awk condition over p (proxy) and t (tokenbay), key p, key t
+    local desc=$1 cond=$2 pk=$3 tk=$4
+    if has proxy "$pk" && has tokenbay "$tk"; then
+        if awk -v p="${R[proxy,$pk]}" -v t="${R[tokenbay,$tk]}" "BEGIN { exit !($cond) }"; then
+            echo "- MET: $desc"
+        else
+            echo "- MISSED: $desc"
+        fi
+    else
+        echo "- not measured: $desc"
+    fi
+}
+
+CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+{
+    echo "mod_tokenbay benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores ($CPU), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $($HTTPD -v | sed -n 's/^Server version: //p'), mod_tokenbay $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')."
+    echo "wrk -t1, ${DURATION} s per run; everything (wrk, httpd, mock, MariaDB) on the same $(nproc) cores."
+    echo
+    echo "| | direct (mock) | httpd + mod_proxy_http | httpd + mod_tokenbay |"
+    echo "|---|---:|---:|---:|"
+    for c in $CONNS; do
+        echo "| req/s, c=$c$(cols cell_rps "$c") |"
+    done
+    echo "| p50 latency, c=1 (ms)$(cols msc p50_1) |"
+    echo "| stream time to first byte, p50 (ms)$(cols cell_stream ttfb) |"
+    echo "| stream total, 20 events × 5 ms, p50 (ms)$(cols cell_stream total) |"
+    echo "| $HOLD streams at once (20 events × ${HOLD_DELAY} ms)$(cols cell_hold) |"
+    echo "| peak RSS, $HOLD streams open$(cols cell_rss) |"
+    echo
+    echo "Targets (mod_tokenbay against mod_proxy_http):"
+    ratio=""
+    has proxy rps64 && has tokenbay rps64 && \
+        ratio=$(awk -v p="${R[proxy,rps64]}" -v t="${R[tokenbay,rps64]}" 'BEGIN { if (p > 0) printf " (%.0f%%)", 100 * t / p }')
+    verdict "req/s at c=64 ≥ 60% of mod_proxy_http's$ratio" 't >= 0.6 * p && p > 0' rps64 rps64
+    has proxy p50_1 && has tokenbay p50_1 && \
+        d=$(awk -v p="${R[proxy,p50_1]}" -v t="${R[tokenbay,p50_1]}" 'BEGIN { printf " (%+.3f ms)", t - p }') || d=""
+    verdict "p50 at c=1 within 0.3 ms of mod_proxy_http's$d" 't - p <= 0.3 && t > 0' p50_1 p50_1
+    d=""
+    if [ "${R[tokenbay,s_ok]:-0}" -gt 0 ] && [ "${R[proxy,s_ok]:-0}" -gt 0 ]; then
+        d=$(awk -v p="${R[proxy,ttfb]}" -v t="${R[tokenbay,ttfb]}" 'BEGIN { printf " (%+.2f ms)", t - p }')
+        verdict "stream time to first byte within 1 ms of mod_proxy_http's$d" 't - p <= 1' ttfb ttfb
+    else
+        echo "- MISSED: stream time to first byte within 1 ms of mod_proxy_http's (no successful mod_tokenbay stream)"
+    fi
+    if [ -n "${R[tokenbay,h_ok]:-}" ]; then
+        if [ "${R[tokenbay,h_ok]}" = "$HOLD" ] && [ "${R[tokenbay,h_err]}" = 0 ] \
+           && [ "${R[tokenbay,h_open]}" = "$HOLD" ]; then
+            echo "- MET: $HOLD simultaneous streams held without errors"
+        else
+            echo "- MISSED: $HOLD simultaneous streams held without errors"
+        fi
+    fi
+    echo
+    echo "Details: p99 latency at c=64 (ms): direct $(msc direct p99_64), proxy $(msc proxy p99_64), tokenbay $(msc tokenbay p99_64);" \
+         "stream TTFB p90 (ms): direct $(msc direct ttfb90), proxy $(msc proxy ttfb90), tokenbay $(msc tokenbay ttfb90);" \
+         "peak PSS with $HOLD streams (MiB): $(for t in direct proxy tokenbay; do has "$t" h_pss && awk -v t="$t" -v p="${R[$t,h_pss]}" 'BEGIN { printf "%s %.1f ", t, p / 1024 }'; done)"
+    if has tokenbay db_before && has tokenbay db_after; then
+        echo "Database statements run by mod_tokenbay during its measurements: $(( ${R[tokenbay,db_after]} - ${R[tokenbay,db_before]} )) (the key cache was warm)."
+    fi
+} >"$BENCH/results/latest.md"
+
+echo
+cat "$BENCH/results/latest.md"
+log "saved to bench/results/latest.md; raw outputs in $LOGS"
+if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    log "left running (BENCH_KEEP=1): mock :$MOCK_PORT, proxy :$PROXY_PORT, tokenbay :$TB_PORT, key $KEY; stop with bench/run.sh stop"
+fi

@@ -1,0 +1,21 @@
+/* Licensed under the Apache License, Version 2.0 (the "License");
+ * you may not use this file except in compliance with the License.
+ * http://www.apache.org/licenses/LICENSE-2.0
+ */
+#ifndef MOD_TOKENBAY_FORWARD_H
+#define MOD_TOKENBAY_FORWARD_H
+
+#include <httpd.h>
+#include <jansson.h>
+
+#include "tb_proto_openai.h"
+
+/* Send a validated client request to the routes' accounts, in scheduler
+ * order, failing over until one answers with something to relay, and
+ * write the answer: buffered JSON, or an SSE stream when the client asked
+ * for one (with the commit point rule). Returns the handler's status. */
+int tb_forward(request_rec *r, const char *path, const char *body,
+               apr_size_t len, json_t *root, const tb_openai_req_t *creq,
+               apr_array_header_t *routes);
+
+#endif /* MOD_TOKENBAY_FORWARD_H */
