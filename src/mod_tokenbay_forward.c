@@ -296,20 +296,22 @@ static int relay_buffered(request_rec *r, const tb_http_buffer_t *buf)
 {
     const char *ctype = buf->content_type ? buf->content_type : "application/json";
 
-    if (buf->status >= 200 && buf->status < 300 && buf->len
+    const char *data = buf->body.data ? buf->body.data : "";
+
+    if (buf->status >= 200 && buf->status < 300 && buf->body.len
         && !strncasecmp(ctype, "application/json", 16)) {
         json_t *resp;
         tb_usage_t usage;
 
         tb_usage_init(&usage);
-        if (tb_json_parse(&resp, r->pool, buf->data, buf->len, NULL) == APR_SUCCESS
+        if (tb_json_parse(&resp, r->pool, data, buf->body.len, NULL) == APR_SUCCESS
             && tb_openai_usage_read(resp, &usage)) {
             note_usage(r, &usage);
         }
     }
     apr_table_setn(r->notes, "TOKENBAY_OUTCOME",
                    buf->status < 400 ? "ok" : "upstream_client_error");
-    return tb_respond_body(r, buf->status, ctype, buf->data, buf->len);
+    return tb_respond_body(r, buf->status, ctype, data, buf->body.len);
 }
 
 /* After the commit the account is never switched: the stream ends here,
@@ -404,7 +406,7 @@ static void failures_answer(request_rec *r, const failures_t *f, int attempts,
     }
 }
 
-/* Record one failed attempt; returns 0 when it must not be retried. */
+/* Record why an attempt failed (for the final answer) and log it. */
 static void note_failure(request_rec *r, const char *account, int attempt,
                          const attempt_t *a, const tb_http_result_t *res,
                          failures_t *f)

@@ -430,27 +430,7 @@ static apr_status_t buffer_on_data(void *ctx, const char *buf, apr_size_t len)
 {
     tb_http_buffer_t *b = ctx;
 
-    if (b->len + len > b->max) {
-        return APR_ENOSPC;
-    }
-    if (b->len + len + 1 > b->cap) {
-        apr_size_t cap = b->cap ? b->cap : 4096;
-        char *data;
-
-        while (cap < b->len + len + 1) {
-            cap *= 2;
-        }
-        data = apr_palloc(b->pool, cap);
-        if (b->len) {
-            memcpy(data, b->data, b->len);
-        }
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, buf, len);
-    b->len += len;
-    b->data[b->len] = '\0';
-    return APR_SUCCESS;
+    return tb_buf_append(&b->body, b->pool, buf, len, b->max);
 }
 
 void tb_http_buffer_init(tb_http_buffer_t *buf, apr_pool_t *p, apr_size_t max,
@@ -459,7 +439,6 @@ void tb_http_buffer_init(tb_http_buffer_t *buf, apr_pool_t *p, apr_size_t max,
     memset(buf, 0, sizeof(*buf));
     buf->pool = p;
     buf->max = max;
-    buf->data = "";
     memset(sink, 0, sizeof(*sink));
     sink->ctx = buf;
     sink->on_head = buffer_on_head;

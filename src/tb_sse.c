@@ -5,22 +5,16 @@
 #include <string.h>
 
 #include "tb_sse.h"
-
-/* A growable byte buffer from the parser's pool, bounded by max_event.
- * It grows to the largest event seen and is reused, never freed. */
-typedef struct buf_t {
-    char *data;
-    apr_size_t len, cap;
-} buf_t;
+#include "tb_util.h"
 
 struct tb_sse_parser_t {
     apr_pool_t *pool;
     apr_size_t max_event;
-    buf_t line;          /* the current, unfinished line */
-    buf_t data;          /* data lines of the current event */
-    buf_t event;         /* event field of the current event */
-    buf_t id;            /* id field of the current event */
-    buf_t comment;       /* the comment being dispatched */
+    tb_buf_t line;          /* the current, unfinished line */
+    tb_buf_t data;          /* data lines of the current event */
+    tb_buf_t event;         /* event field of the current event */
+    tb_buf_t id;            /* id field of the current event */
+    tb_buf_t comment;       /* the comment being dispatched */
     int has_data;        /* a data field was seen */
     int has_event;
     int has_id;
@@ -28,41 +22,12 @@ struct tb_sse_parser_t {
     apr_size_t event_bytes; /* raw bytes of the current event, for the bound */
 };
 
-static apr_status_t buf_append(tb_sse_parser_t *ps, buf_t *b, const char *s,
+/* Every buffer holds at most one event's bytes: they grow to the largest
+ * event seen, are reused, and never exceed max_event. */
+static apr_status_t buf_append(tb_sse_parser_t *ps, tb_buf_t *b, const char *s,
                                apr_size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        apr_size_t cap = b->cap ? b->cap : 256;
-        char *nd;
-
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        if (cap > 2 * ps->max_event + 2) {
-            cap = 2 * ps->max_event + 2;
-            if (cap < b->len + n + 1) {
-                return APR_ENOSPC;
-            }
-        }
-        nd = apr_palloc(ps->pool, cap);
-        if (b->len) {
-            memcpy(nd, b->data, b->len);
-        }
-        b->data = nd;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-    return APR_SUCCESS;
-}
-
-static void buf_set_empty(buf_t *b)
-{
-    b->len = 0;
-    if (b->data) {
-        b->data[0] = '\0';
-    }
+    return tb_buf_append(b, ps->pool, s, n, ps->max_event);
 }
 
 tb_sse_parser_t *tb_sse_parser_create(apr_pool_t *p, apr_size_t max_event)
@@ -76,9 +41,9 @@ tb_sse_parser_t *tb_sse_parser_create(apr_pool_t *p, apr_size_t max_event)
 
 static void event_reset(tb_sse_parser_t *ps)
 {
-    buf_set_empty(&ps->data);
-    buf_set_empty(&ps->event);
-    buf_set_empty(&ps->id);
+    tb_buf_clear(&ps->data);
+    tb_buf_clear(&ps->event);
+    tb_buf_clear(&ps->id);
     ps->has_data = ps->has_event = ps->has_id = 0;
     ps->event_bytes = 0;
 }
@@ -121,7 +86,7 @@ static apr_status_t process_line(tb_sse_parser_t *ps, const char *line,
 
         /* NB: copied, so the text is NUL-terminated like everything the
          * callback gets (the line may sit in the caller's buffer) */
-        buf_set_empty(&ps->comment);
+        tb_buf_clear(&ps->comment);
         if ((rv = buf_append(ps, &ps->comment, line + 1, n - 1)) != APR_SUCCESS) {
             return rv;
         }
@@ -158,12 +123,12 @@ static apr_status_t process_line(tb_sse_parser_t *ps, const char *line,
     }
     if (name_len == 5 && !memcmp(line, "event", 5)) {
         ps->has_event = 1;
-        buf_set_empty(&ps->event);
+        tb_buf_clear(&ps->event);
         return buf_append(ps, &ps->event, value, vlen);
     }
     if (name_len == 2 && !memcmp(line, "id", 2) && !memchr(value, '\0', vlen)) {
         ps->has_id = 1;
-        buf_set_empty(&ps->id);
+        tb_buf_clear(&ps->id);
         return buf_append(ps, &ps->id, value, vlen);
     }
     return APR_SUCCESS;   /* retry: and unknown fields are ignored */
@@ -202,7 +167,7 @@ apr_status_t tb_sse_feed(tb_sse_parser_t *ps, const char *buf, apr_size_t len,
                 return rv;
             }
             rv = process_line(ps, ps->line.data, ps->line.len, cb, ctx);
-            buf_set_empty(&ps->line);
+            tb_buf_clear(&ps->line);
         }
         else {
             rv = process_line(ps, p, n, cb, ctx);
@@ -222,7 +187,7 @@ apr_status_t tb_sse_finish(tb_sse_parser_t *ps, tb_sse_event_cb *cb, void *ctx)
 
     if (ps->line.len) {
         rv = process_line(ps, ps->line.data, ps->line.len, cb, ctx);
-        buf_set_empty(&ps->line);
+        tb_buf_clear(&ps->line);
     }
     if (rv == APR_SUCCESS) {
         rv = dispatch(ps, cb, ctx);

@@ -9,6 +9,8 @@
 #include <apr_tables.h>
 #include <apr_time.h>
 
+#include "tb_util.h"
+
 /* A transport-neutral view of one upstream HTTP exchange. The request
  * thread owns everything here; tb_curl.c drives it, and the sink callbacks
  * run on that same thread, so they may write to request-owned brigades. */
@@ -60,8 +62,7 @@ typedef struct tb_http_result_t {
 typedef struct tb_http_buffer_t {
     apr_pool_t *pool;
     apr_size_t max;
-    char *data;
-    apr_size_t len, cap;
+    tb_buf_t body;
     int status;
     const char *content_type;
 } tb_http_buffer_t;

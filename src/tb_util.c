@@ -107,3 +107,42 @@ long tb_parse_retry_after(const char *value)
     }
     return tb_parse_long(value, 0, 86400L * 7, &v) ? v : -1;
 }
+
+apr_status_t tb_buf_append(tb_buf_t *b, apr_pool_t *p, const char *s,
+                           apr_size_t n, apr_size_t max)
+{
+    if (b->len + n > max) {
+        return APR_ENOSPC;
+    }
+    if (b->len + n + 1 > b->cap) {
+        apr_size_t cap = b->cap ? b->cap : 256;
+        char *nd;
+
+        while (cap < b->len + n + 1) {
+            cap *= 2;
+        }
+        if (cap > max + 1) {
+            cap = max + 1;
+        }
+        nd = apr_palloc(p, cap);
+        if (b->len) {
+            memcpy(nd, b->data, b->len);
+        }
+        b->data = nd;
+        b->cap = cap;
+    }
+    if (n) {
+        memcpy(b->data + b->len, s, n);
+    }
+    b->len += n;
+    b->data[b->len] = '\0';
+    return APR_SUCCESS;
+}
+
+void tb_buf_clear(tb_buf_t *b)
+{
+    b->len = 0;
+    if (b->data) {
+        b->data[0] = '\0';
+    }
+}

@@ -30,4 +30,17 @@ long tb_parse_retry_after(const char *value);
 /* Is `s` exactly a decimal integer in [min, max]? Stores it in *pv. */
 int tb_parse_long(const char *s, long min, long max, long *pv);
 
+/* A growable byte buffer in a pool: doubles up to holding `max` bytes,
+ * always NUL-terminated. Old storage stays in the pool, so bound the pool's
+ * life (or `max`) accordingly. */
+typedef struct tb_buf_t {
+    char *data;
+    apr_size_t len, cap;
+} tb_buf_t;
+
+/* APR_ENOSPC when the content would exceed `max` (nothing is appended). */
+apr_status_t tb_buf_append(tb_buf_t *b, apr_pool_t *p, const char *s,
+                           apr_size_t n, apr_size_t max);
+void tb_buf_clear(tb_buf_t *b);
+
 #endif /* TB_UTIL_H */

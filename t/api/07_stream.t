@@ -18,6 +18,16 @@ my $ROLE = { data => { id => 'c', object => 'chat.completion.chunk', created => 
 my $DONE = { data => '[DONE]' };
 sub contents { join '', map { ref $_ eq 'HASH' ? ($_->{choices}[0]{delta}{content} // '') : '' } @_ }
 sub count { scalar @{ mock_requests($_[0]) } }
+# Wait (up to 3 s) for the mock to see the gateway drop `account`'s connection.
+sub wait_client_closed {
+    my ($account) = @_;
+    for (1 .. 30) {
+        my ($seen) = grep { $_->{type} eq 'client_closed' } @{ mock_events($account) };
+        return $seen if $seen;
+        sleep 0.1;
+    }
+    return undef;
+}
 sub log_line {
     my ($re) = @_;
     open my $fh, '<', Apache::Test::vars('t_logs') . '/tokenbay_log' or die $!;
@@ -172,12 +182,7 @@ stream_read($s, sub { $_[0] =~ /tick/ }, 10);
 like($s->{buf}, qr/tick/, 'client got content, the upstream is now silent');
 my $closed_at = time;
 close $s->{sock};
-my $seen;
-for (1 .. 30) {
-    ($seen) = grep { $_->{type} eq 'client_closed' } @{ mock_events('primary') };
-    last if $seen;
-    sleep 0.1;
-}
+my $seen = wait_client_closed('primary');
 ok($seen, 'the upstream connection was closed after the client left');
 cmp_ok(($seen->{time} // 1e12) - $closed_at, '<', 1.0, '...within a second, while the upstream was silent');
 sleep 0.3;
@@ -189,12 +194,7 @@ $s = stream_open(KEY_DEFAULT, { %req });
 sleep 0.5;
 $closed_at = time;
 close $s->{sock};
-undef $seen;
-for (1 .. 30) {
-    ($seen) = grep { $_->{type} eq 'client_closed' } @{ mock_events('primary') };
-    last if $seen;
-    sleep 0.1;
-}
+$seen = wait_client_closed('primary');
 ok($seen && $seen->{time} - $closed_at < 1.0, 'client left before any content: upstream dropped within a second');
 is(count('backup'), 0, 'client left: no failover for nobody');
 
