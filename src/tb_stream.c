@@ -145,12 +145,37 @@ static int chat_chunk_has_content(tb_stream_t *s, const json_t *chunk)
     return content;
 }
 
-static const char *error_message_of(apr_pool_t *p, const json_t *err)
+/* A short, loggable message from an upstream error payload: the error
+ * object's message, the payload's own message, or its text. */
+static const char *error_message_of(apr_pool_t *p, const json_t *chunk,
+                                    const tb_sse_event_t *ev)
 {
+    const json_t *err = json_object_get(chunk, "error");
     const json_t *m = json_is_object(err) ? json_object_get(err, "message") : err;
 
-    return json_is_string(m) ? apr_pstrdup(p, json_string_value(m))
-                             : "upstream error event";
+    if (!json_is_string(m)) {
+        m = json_object_get(chunk, "message");
+    }
+    if (json_is_string(m)) {
+        return apr_pstrdup(p, json_string_value(m));
+    }
+    if (!chunk && ev->data_len) {
+        return apr_pstrmemdup(p, ev->data, ev->data_len > 200 ? 200 : ev->data_len);
+    }
+    return "upstream error event";
+}
+
+/* "data: " + the event's data + blank line, by length: data may hold NULs. */
+static const char *data_line(apr_pool_t *p, const tb_sse_event_t *ev,
+                             apr_size_t *plen)
+{
+    char *line = apr_palloc(p, ev->data_len + 9);
+
+    memcpy(line, "data: ", 6);
+    memcpy(line + 6, ev->data, ev->data_len);
+    memcpy(line + 6 + ev->data_len, "\n\n", 3);
+    *plen = ev->data_len + 8;
+    return line;
 }
 
 static apr_status_t chat_event(tb_stream_t *s, const tb_sse_event_t *ev)
@@ -181,22 +206,24 @@ static apr_status_t chat_event(tb_stream_t *s, const tb_sse_event_t *ev)
         s->state = TB_STREAM_COMPLETE;
         return emit(s, DONE_EVENT, sizeof(DONE_EVENT) - 1);
     }
-    line = apr_pstrcat(s->iterp, "data: ", ev->data, "\n\n", NULL);
-    len = ev->data_len + 8;
+    line = data_line(s->iterp, ev, &len);
     if (tb_json_parse(&chunk, s->iterp, ev->data, ev->data_len, NULL)
         != APR_SUCCESS || !json_is_object(chunk)) {
-        /* not JSON: not content; relayed as is once streaming */
-        return s->state == TB_STREAM_COMMITTED ? emit(s, line, len) : APR_SUCCESS;
+        chunk = NULL;
     }
     err = json_object_get(chunk, "error");
     if ((err && !json_is_null(err)) || (ev->event && !strcmp(ev->event, "error"))) {
         if (s->state != TB_STREAM_COMMITTED) {
-            s->upstream_error = error_message_of(s->pool, err);
+            s->upstream_error = error_message_of(s->pool, chunk, ev);
             return TB_STREAM_E_UPSTREAM;
         }
-        /* already an OpenAI error payload: the client's SDK raises it */
+        /* passed on: an OpenAI error payload makes the client's SDK raise */
         s->state = TB_STREAM_INTERRUPTED;
         return emit(s, line, len);
+    }
+    if (!chunk) {
+        /* not JSON: not content; relayed as is once streaming */
+        return s->state == TB_STREAM_COMMITTED ? emit(s, line, len) : APR_SUCCESS;
     }
     tb_openai_usage_read(chunk, &s->usage);
     content = chat_chunk_has_content(s, chunk);

@@ -35,6 +35,8 @@ int main(void)
     test_catalog(p);
     test_keycache(p);
     test_util(p);
+    test_sse(p);
+    test_stream(p);
     printf("1..%d\n", tests);
     apr_pool_destroy(p);
     apr_terminate();
