@@ -13,7 +13,8 @@
 # stopped on exit (by pidfile).
 #
 # Environment (defaults in brackets):
-#   BENCH_DURATION   seconds per wrk run [10]
+#   BENCH_DURATION   seconds per wrk run [5]
+#   BENCH_ROUNDS     interleaved rounds of wrk runs; the median is reported [3]
 #   BENCH_CONNS      wrk concurrencies [1 16 64]
 #   BENCH_STREAMS    sequential streams for the TTFB/total probe [50]
 #   BENCH_HOLD       simultaneous streams [500]
@@ -31,7 +32,8 @@ DB_PORT=13326
 MOCK_PORT=18180
 PROXY_PORT=18181
 TB_PORT=18182
-DURATION=${BENCH_DURATION:-10}
+DURATION=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONNS=${BENCH_CONNS:-1 16 64}
 STREAMS=${BENCH_STREAMS:-50}
 HOLD=${BENCH_HOLD:-500}
@@ -60,7 +62,7 @@ stop_pidfile() {
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
     rm -f "$pf"
 }
 
@@ -158,10 +160,14 @@ ThreadLimit 160
 ThreadsPerChild 160
 StartServers 4
 MaxRequestWorkers 640
-MinSpareThreads 160
+MinSpareThreads 64
 MaxSpareThreads 640
 AsyncRequestWorkerFactor 2
 MaxConnectionsPerChild 0
+# as in Debian's stock apache2.conf: no .htaccess lookups under /
+<Directory />
+    AllowOverride None
+</Directory>
 # no access log in either instance
 CONF
 }
@@ -207,6 +213,7 @@ done
 # ---- measurements ---------------------------------------------------------------
 
 declare -A R            # R[target,metric]
+declare -A W            # W[target,metric]: the values of each round
 
 target_port() { case $1 in direct) echo $MOCK_PORT ;; proxy) echo $PROXY_PORT ;; tokenbay) echo $TB_PORT ;; esac; }
 target_pid() { case $1 in direct) cat "$RUN/mock.pid" ;; *) cat "$RUN/$1/httpd.pid" ;; esac; }
@@ -214,7 +221,7 @@ target_pid() { case $1 in direct) cat "$RUN/mock.pid" ;; *) cat "$RUN/$1/httpd.p
 wrk_run() { # port conns seconds logname
     wrk -t1 -c"$2" -d"$3"s --timeout 5s -s "$BENCH/chat.lua" \
         "http://127.0.0.1:$1/v1/chat/completions" >"$LOGS/$4" 2>&1 || true
-    grep '^WRKRESULT' "$LOGS/$4" || echo "WRKRESULT rps=0 p50_ms=0 errors=-1 non2xx=-1"
+    grep '^WRKRESULT' "$LOGS/$4" || echo "WRKRESULT rps=0 p50_ms=0 p99_ms=0 requests=0 errors=1 non2xx=0"
 }
 
 db_stmts() {
@@ -253,37 +260,96 @@ warm() { # target
     fi
 }
 
+# Targets are interleaved (each concurrency, each round of streams, runs on
+# all targets back to back) so that drift in the machine's background load
+# hits all of them alike.
 for t in $TARGETS; do
-    port=$(target_port "$t")
     log "== $t: warm-up"
     warm "$t"
-    [ "$t" = tokenbay ] && R[$t,db_before]=$(db_stmts)
-    for c in $CONNS; do
-        log "$t: wrk -t1 -c$c -d${DURATION}s"
-        line=$(wrk_run "$port" "$c" "$DURATION" "wrk-$t-c$c.log")
-        log "  $line"
-        R[$t,rps$c]=$(kv "$line" rps)
-        R[$t,p50_$c]=$(kv "$line" p50_ms)
-        R[$t,p99_$c]=$(kv "$line" p99_ms)
-        R[$t,err$c]=$(( $(kv "$line" errors) + $(kv "$line" non2xx) ))
+done
+R[tokenbay,db_before]=$(db_stmts)
+
+# median of the arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# CPU time (clock ticks) used so far by a server: its process and children
+TICK_US=$(( 1000000 / $(getconf CLK_TCK) ))
+cpu_ticks() {
+    local pid=$1 sum=0 p
+    for p in $pid $(pgrep -P "$pid" || true); do
+        sum=$(( sum + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0) ))
     done
-    log "$t: $STREAMS sequential streams"
-    line=$("$BIN/stream_probe" -p "$port" -k "$KEY" -n "$STREAMS" -c 1 -t 60 \
-           2>"$LOGS/probe-$t.err") || true
-    log "  $line"; head -3 "$LOGS/probe-$t.err" >&2
-    R[$t,s_ok]=$(kv "$line" ok); R[$t,s_err]=$(kv "$line" errors)
-    R[$t,ttfb]=$(kv "$line" ttfb_p50_ms); R[$t,ttfb90]=$(kv "$line" ttfb_p90_ms)
-    R[$t,total]=$(kv "$line" total_p50_ms); R[$t,total90]=$(kv "$line" total_p90_ms)
+    echo "$sum"
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+    for c in $CONNS; do
+        for t in $TARGETS; do
+            pid=$(target_pid "$t"); ticks=$(cpu_ticks "$pid")
+            line=$(wrk_run "$(target_port "$t")" "$c" "$DURATION" "wrk-$t-c$c-r$r.log")
+            ticks=$(( $(cpu_ticks "$pid") - ticks ))
+            n=$(kv "$line" requests)
+            if [ "${n:-0}" -gt 0 ]; then
+                W[$t,cpu$c]="${W[$t,cpu$c]:-} $(( ticks * TICK_US / n ))"
+            fi
+            log "round $r, $t, wrk -t1 -c$c -d${DURATION}s: $line"
+            W[$t,rps$c]="${W[$t,rps$c]:-} $(kv "$line" rps)"
+            W[$t,p50_$c]="${W[$t,p50_$c]:-} $(kv "$line" p50_ms)"
+            W[$t,p99_$c]="${W[$t,p99_$c]:-} $(kv "$line" p99_ms)"
+            R[$t,err$c]=$(( ${R[$t,err$c]:-0} + $(kv "$line" errors) + $(kv "$line" non2xx) ))
+        done
+    done
+done
+for t in $TARGETS; do
+    for c in $CONNS; do
+        # shellcheck disable=SC2086  # the values are space-separated on purpose
+        R[$t,rps$c]=$(median ${W[$t,rps$c]})
+        # shellcheck disable=SC2086
+        R[$t,p50_$c]=$(median ${W[$t,p50_$c]})
+        # shellcheck disable=SC2086
+        R[$t,p99_$c]=$(median ${W[$t,p99_$c]})
+        # shellcheck disable=SC2086
+        if [ -n "${W[$t,cpu$c]:-}" ]; then R[$t,cpu$c]=$(median ${W[$t,cpu$c]}); fi
+    done
+done
+
+# p-th percentile (nearest rank) of column $2 of file $1
+pctl() { sort -n -k"$2,$2" "$1" | awk -v k="$2" -v p="$3" '{ v[NR] = $k }
+    END { if (NR) { i = int(p * NR + 0.999999); if (i < 1) i = 1; print v[i] } }'; }
+
+SROUNDS=5
+per=$(( (STREAMS + SROUNDS - 1) / SROUNDS ))
+log "$((per * SROUNDS)) sequential streams per target, $SROUNDS interleaved rounds"
+for t in $TARGETS; do rm -f "$LOGS/streams-$t.txt" "$LOGS/probe-$t.err"; R[$t,s_err]=0; done
+for r in $(seq 1 $SROUNDS); do
+    for t in $TARGETS; do
+        line=$("$BIN/stream_probe" -p "$(target_port "$t")" -k "$KEY" -n "$per" -c 1 -t 60 \
+               -o "$LOGS/streams-$t.txt" 2>>"$LOGS/probe-$t.err") || true
+        log "  $t: $line"
+        R[$t,s_err]=$(( ${R[$t,s_err]} + $(kv "$line" errors) ))
+    done
+done
+for t in $TARGETS; do
+    head -3 "$LOGS/probe-$t.err" >&2
+    f=$LOGS/streams-$t.txt
+    R[$t,s_ok]=$( [ -f "$f" ] && wc -l <"$f" || echo 0)
+    [ "${R[$t,s_ok]}" -gt 0 ] || continue
+    R[$t,ttfb]=$(pctl "$f" 1 0.5); R[$t,ttfb90]=$(pctl "$f" 1 0.9)
+    R[$t,second]=$(pctl "$f" 2 0.5)
+    R[$t,total]=$(pctl "$f" 3 0.5); R[$t,total90]=$(pctl "$f" 3 0.9)
+done
+
+for t in $TARGETS; do
     log "$t: $HOLD simultaneous streams (${HOLD_DELAY} ms between events)"
-    line=$("$BIN/stream_probe" -p "$port" -k "$KEY" -n "$HOLD" -c "$HOLD" \
+    line=$("$BIN/stream_probe" -p "$(target_port "$t")" -k "$KEY" -n "$HOLD" -c "$HOLD" \
            -d "$HOLD_DELAY" -r "$(target_pid "$t")" -t 120 2>"$LOGS/hold-$t.err") || true
     log "  $line"; head -3 "$LOGS/hold-$t.err" >&2
     R[$t,h_ok]=$(kv "$line" ok); R[$t,h_err]=$(kv "$line" errors)
     R[$t,h_open]=$(kv "$line" peak_open)
     R[$t,h_rss]=$(kv "$line" peak_rss_kb); R[$t,h_base]=$(kv "$line" base_rss_kb)
     R[$t,h_pss]=$(kv "$line" peak_pss_kb); R[$t,h_bpss]=$(kv "$line" base_pss_kb)
-    [ "$t" = tokenbay ] && R[$t,db_after]=$(db_stmts)
 done
+R[tokenbay,db_after]=$(db_stmts)
 
 # ---- report ----------------------------------------------------------------------
 
@@ -291,6 +357,10 @@ cell_rps() { # target conns
     local v=${R[$1,rps$2]:-} e=${R[$1,err$2]:-0}
     [ -n "$v" ] || { echo "–"; return; }
     if [ "$e" != 0 ]; then echo "$(fmt "$v" '%.0f') ($e errors)"; else fmt "$v" '%.0f'; fi
+}
+cell_cpu() { # target conns
+    [ -n "${R[$1,cpu$2]:-}" ] || { echo "–"; return; }
+    echo "${R[$1,cpu$2]}"
 }
 cell_ms() { # value
     [ -n "${1:-}" ] || { echo "–"; return; }
@@ -300,7 +370,11 @@ cell_stream() { # target key
     local ok=${R[$1,s_ok]:-}
     [ -n "$ok" ] || { echo "–"; return; }
     [ "$ok" -gt 0 ] || { echo "failed (${R[$1,s_err]} errors)"; return; }
-    fmt "${R[$1,$2]}" '%.2f'
+    if [ "${R[$1,s_err]:-0}" != 0 ]; then
+        echo "$(fmt "${R[$1,$2]}" '%.2f') (${R[$1,s_err]} errors)"
+    else
+        fmt "${R[$1,$2]}" '%.2f'
+    fi
 }
 cell_hold() {
     local ok=${R[$1,h_ok]:-}
@@ -332,7 +406,7 @@ verdict() { # description, awk condition over p (proxy) and t (tokenbay), key p,
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 {
     echo "mod_tokenbay benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores ($CPU), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $($HTTPD -v | sed -n 's/^Server version: //p'), mod_tokenbay $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')."
-    echo "wrk -t1, ${DURATION} s per run; everything (wrk, httpd, mock, MariaDB) on the same $(nproc) cores."
+    echo "wrk -t1; req/s and latencies are the median of $ROUNDS interleaved ${DURATION}-second runs; everything (wrk, httpd, mock, MariaDB) on the same $(nproc) cores."
     echo
     echo "| | direct (mock) | httpd + mod_proxy_http | httpd + mod_tokenbay |"
     echo "|---|---:|---:|---:|"
@@ -340,7 +414,9 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
         echo "| req/s, c=$c$(cols cell_rps "$c") |"
     done
     echo "| p50 latency, c=1 (ms)$(cols msc p50_1) |"
+    echo "| server CPU per request, c=${CONNS##* } (µs)$(cols cell_cpu "${CONNS##* }") |"
     echo "| stream time to first byte, p50 (ms)$(cols cell_stream ttfb) |"
+    echo "| stream time to first content (2nd event), p50 (ms)$(cols cell_stream second) |"
     echo "| stream total, 20 events × 5 ms, p50 (ms)$(cols cell_stream total) |"
     echo "| $HOLD streams at once (20 events × ${HOLD_DELAY} ms)$(cols cell_hold) |"
     echo "| peak RSS, $HOLD streams open$(cols cell_rss) |"
@@ -357,6 +433,8 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
     if [ "${R[tokenbay,s_ok]:-0}" -gt 0 ] && [ "${R[proxy,s_ok]:-0}" -gt 0 ]; then
         d=$(awk -v p="${R[proxy,ttfb]}" -v t="${R[tokenbay,ttfb]}" 'BEGIN { printf " (%+.2f ms)", t - p }')
         verdict "stream time to first byte within 1 ms of mod_proxy_http's$d" 't - p <= 1' ttfb ttfb
+        d=$(awk -v p="${R[proxy,second]}" -v t="${R[tokenbay,second]}" 'BEGIN { printf " (%+.2f ms)", t - p }')
+        verdict "(informative) stream time to first content within 1 ms of mod_proxy_http's$d" 't - p <= 1' second second
     else
         echo "- MISSED: stream time to first byte within 1 ms of mod_proxy_http's (no successful mod_tokenbay stream)"
     fi
@@ -372,8 +450,16 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
     echo "Details: p99 latency at c=64 (ms): direct $(msc direct p99_64), proxy $(msc proxy p99_64), tokenbay $(msc tokenbay p99_64);" \
          "stream TTFB p90 (ms): direct $(msc direct ttfb90), proxy $(msc proxy ttfb90), tokenbay $(msc tokenbay ttfb90);" \
          "peak PSS with $HOLD streams (MiB): $(for t in direct proxy tokenbay; do has "$t" h_pss && awk -v t="$t" -v p="${R[$t,h_pss]}" 'BEGIN { printf "%s %.1f ", t, p / 1024 }'; done)"
+    last=${CONNS##* }
+    # shellcheck disable=SC2086
+    echo "Per round, req/s at c=$last: $(for t in $TARGETS; do printf '%s%s; ' "$t" "$(printf ' %.0f' ${W[$t,rps$last]:-})"; done)p50 at c=1 (ms): $(for t in $TARGETS; do printf '%s%s; ' "$t" "$(printf ' %.3f' ${W[$t,p50_1]:-})"; done)"
     if has tokenbay db_before && has tokenbay db_after; then
-        echo "Database statements run by mod_tokenbay during its measurements: $(( ${R[tokenbay,db_after]} - ${R[tokenbay,db_before]} )) (the key cache was warm)."
+        n=$(( ${R[tokenbay,db_after]} - ${R[tokenbay,db_before]} ))
+        if [ "$n" = 0 ]; then
+            echo "Database statements during the measurements: 0 (mod_tokenbay's key and catalogue caches stayed warm in every child)."
+        else
+            echo "Database statements during the measurements: $n (some lookups missed mod_tokenbay's caches)."
+        fi
     fi
 } >"$BENCH/results/latest.md"
 

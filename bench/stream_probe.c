@@ -5,13 +5,16 @@
  * stream_probe: streaming Chat Completions client for the benchmark.
  *
  *   stream_probe -p PORT [-P PATH] [-k KEY] [-m MODEL] [-n TOTAL] [-c CONC]
- *                [-d DELAY_MS] [-e EVENTS] [-r RSS_PID] [-t TIMEOUT_S] [-v]
+ *                [-d DELAY_MS] [-e EVENTS] [-r RSS_PID] [-t TIMEOUT_S]
+ *                [-o FILE] [-v]
  *
  * Sends TOTAL POST requests with "stream": true to 127.0.0.1:PORT, at most
  * CONC at a time, one request per connection, all driven by one epoll loop.
  * For each stream it takes the time from just before the request is written
  * (the connection is already established) to
- *   - the arrival of the first byte of the first "data:" event (TTFB), and
+ *   - the arrival of the first byte of the first "data:" event (TTFB),
+ *   - the arrival of the second event (the first content chunk after the
+ *     mock's role chunk: time to first token), and
  *   - the end of the response body (last chunk / Content-Length / EOF).
  * A stream is ok when the status is 200 and the de-chunked body holds exactly
  * EVENTS "data:" events (default 20), the last one "data: [DONE]".
@@ -21,8 +24,12 @@
  * 100 ms, the summed VmRSS (and Pss) of PID and its direct children (httpd's
  * parent and its child processes; or the mock alone).
  *
+ * -o FILE appends "ttfb_ms second_ms total_ms" for every ok stream to FILE
+ * (to pool several runs).
+ *
  * Prints one line:
- *   PROBE n=.. ok=.. errors=.. ttfb_p50_ms=.. ttfb_p90_ms=.. total_p50_ms=..
+ *   PROBE n=.. ok=.. errors=.. ttfb_p50_ms=.. ttfb_p90_ms=.. second_p50_ms=..
+ *         total_p50_ms=..
  *         total_p90_ms=.. peak_open=.. base_rss_kb=.. peak_rss_kb=..
  *         base_pss_kb=.. peak_pss_kb=.. elapsed_ms=..
  * where peak_open is the largest number of streams that had started (first
@@ -56,7 +63,9 @@ typedef struct stream {
     int fd;
     int state;
     int bstate;
-    uint64_t t_start, t_first, t_end;
+    uint64_t t_start, t_first, t_second, t_end;
+    size_t scan;                /* body offset scanned for "data:" lines */
+    int nevents;                /* "data:" lines seen so far */
     char *hbuf;                 /* response head while it arrives */
     size_t hlen, hcap;
     char *body;                 /* de-chunked body */
@@ -75,12 +84,13 @@ static int g_port, g_total = 1, g_conc = 1, g_delay = -1, g_events = 20;
 static int g_verbose;
 static double g_timeout = 60;
 static long g_rss_pid;
+static const char *g_out;
 static char *g_req;
 static size_t g_reqlen;
 static int g_epfd;
 static int g_started, g_finished, g_ok, g_errors, g_errors_shown;
 static int g_open, g_peak_open;
-static double *g_ttfb, *g_totalt;
+static double *g_ttfb, *g_t2, *g_totalt;
 static long g_base_rss, g_peak_rss, g_base_pss, g_peak_pss;
 
 static uint64_t now_ns(void)
@@ -255,7 +265,15 @@ static void stream_complete(stream_t *s)
     }
     else {
         g_ttfb[g_ok] = (double)(s->t_first - s->t_start) / 1e6;
+        g_t2[g_ok] = (double)(s->t_second - s->t_start) / 1e6;
         g_totalt[g_ok] = (double)(s->t_end - s->t_start) / 1e6;
+        if (g_out) {
+            FILE *f = fopen(g_out, "a");
+            if (f) {
+                fprintf(f, "%.3f %.3f %.3f\n", g_ttfb[g_ok], g_t2[g_ok], g_totalt[g_ok]);
+                fclose(f);
+            }
+        }
         g_ok++;
     }
     s->state = S_DONE;
@@ -263,14 +281,34 @@ static void stream_complete(stream_t *s)
 
 static void body_bytes(stream_t *s, const char *data, size_t n)
 {
-    size_t from = s->blen > 5 ? s->blen - 5 : 0;
+    uint64_t now = 0;
 
     append(&s->body, &s->blen, &s->bcap, data, n);
-    if (!s->t_first && memmem(s->body + from, s->blen - from, "data:", 5)) {
-        s->t_first = now_ns();
-        s->live = 1;
-        if (++g_open > g_peak_open) {
-            g_peak_open = g_open;
+    /* find "data:" at line starts among the bytes not scanned yet */
+    while (s->nevents < 2 && s->scan + 5 <= s->blen) {
+        const char *p = memmem(s->body + s->scan, s->blen - s->scan, "data:", 5);
+        size_t at;
+        if (!p) {
+            s->scan = s->blen - 4;
+            break;
+        }
+        at = (size_t)(p - s->body);
+        s->scan = at + 5;
+        if (at > 0 && s->body[at - 1] != '\n') {
+            continue;
+        }
+        if (!now) {
+            now = now_ns();
+        }
+        if (++s->nevents == 1) {
+            s->t_first = now;
+            s->live = 1;
+            if (++g_open > g_peak_open) {
+                g_peak_open = g_open;
+            }
+        }
+        else {
+            s->t_second = now;
         }
     }
 }
@@ -544,7 +582,8 @@ static double pct(double *v, int n, double p)
 static void usage(const char *argv0)
 {
     fprintf(stderr, "usage: %s -p PORT [-P PATH] [-k KEY] [-m MODEL] [-n TOTAL] "
-            "[-c CONC] [-d DELAY_MS] [-e EVENTS] [-r RSS_PID] [-t TIMEOUT_S] [-v]\n",
+            "[-c CONC] [-d DELAY_MS] [-e EVENTS] [-r RSS_PID] [-t TIMEOUT_S] "
+            "[-o FILE] [-v]\n",
             argv0);
     exit(64);
 }
@@ -557,7 +596,7 @@ int main(int argc, char **argv)
     uint64_t t0, deadline, next_sample = 0;
     int opt, blen;
 
-    while ((opt = getopt(argc, argv, "p:P:k:m:n:c:d:e:r:t:v")) != -1) {
+    while ((opt = getopt(argc, argv, "p:P:k:m:n:c:d:e:r:t:o:vh")) != -1) {
         switch (opt) {
         case 'p': g_port = atoi(optarg); break;
         case 'P': g_path = optarg; break;
@@ -569,6 +608,7 @@ int main(int argc, char **argv)
         case 'e': g_events = atoi(optarg); break;
         case 'r': g_rss_pid = atol(optarg); break;
         case 't': g_timeout = atof(optarg); break;
+        case 'o': g_out = optarg; break;
         case 'v': g_verbose = 1; break;
         default: usage(argv[0]);
         }
@@ -595,8 +635,9 @@ int main(int argc, char **argv)
                     "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
                     g_path, g_port, g_key, blen, body);
     g_ttfb = calloc((size_t)g_total, sizeof(double));
+    g_t2 = calloc((size_t)g_total, sizeof(double));
     g_totalt = calloc((size_t)g_total, sizeof(double));
-    if (!g_ttfb || !g_totalt) {
+    if (!g_ttfb || !g_t2 || !g_totalt) {
         die("calloc");
     }
     g_epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -659,12 +700,14 @@ int main(int argc, char **argv)
     }
 
     qsort(g_ttfb, (size_t)g_ok, sizeof(double), cmp_double);
+    qsort(g_t2, (size_t)g_ok, sizeof(double), cmp_double);
     qsort(g_totalt, (size_t)g_ok, sizeof(double), cmp_double);
     printf("PROBE n=%d ok=%d errors=%d ttfb_p50_ms=%.3f ttfb_p90_ms=%.3f "
-           "total_p50_ms=%.3f total_p90_ms=%.3f peak_open=%d base_rss_kb=%ld "
+           "second_p50_ms=%.3f total_p50_ms=%.3f total_p90_ms=%.3f peak_open=%d base_rss_kb=%ld "
            "peak_rss_kb=%ld base_pss_kb=%ld peak_pss_kb=%ld elapsed_ms=%.0f\n",
            g_total, g_ok, g_errors, pct(g_ttfb, g_ok, 0.5), pct(g_ttfb, g_ok, 0.9),
-           pct(g_totalt, g_ok, 0.5), pct(g_totalt, g_ok, 0.9), g_peak_open,
+           pct(g_t2, g_ok, 0.5), pct(g_totalt, g_ok, 0.5), pct(g_totalt, g_ok, 0.9),
+           g_peak_open,
            g_base_rss, g_peak_rss, g_base_pss, g_peak_pss,
            (double)(now_ns() - t0) / 1e6);
     return g_errors ? 1 : 0;
