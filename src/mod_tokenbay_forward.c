@@ -300,12 +300,10 @@ static int relay_buffered(request_rec *r, const tb_http_buffer_t *buf)
 
     if (buf->status >= 200 && buf->status < 300 && buf->body.len
         && !strncasecmp(ctype, "application/json", 16)) {
-        json_t *resp;
         tb_usage_t usage;
 
         tb_usage_init(&usage);
-        if (tb_json_parse(&resp, r->pool, data, buf->body.len, NULL) == APR_SUCCESS
-            && tb_openai_usage_read(resp, &usage)) {
+        if (tb_openai_usage_scan(r->pool, data, buf->body.len, &usage)) {
             note_usage(r, &usage);
         }
     }

@@ -91,6 +91,21 @@ int tb_openai_usage_read(const json_t *obj, tb_usage_t *u)
     return 1;
 }
 
+int tb_openai_usage_scan(apr_pool_t *p, const char *body, apr_size_t len,
+                         tb_usage_t *u)
+{
+    apr_size_t start, vlen;
+    json_t *usage, *wrap;
+
+    if (tb_json_member_span(body, len, "usage", &start, &vlen) != APR_SUCCESS
+        || tb_json_parse(&usage, p, body + start, vlen, NULL) != APR_SUCCESS
+        || !json_is_object(usage)) {
+        return 0;
+    }
+    wrap = tb_json_pool_own(p, json_pack("{s:O}", "usage", usage));
+    return wrap ? tb_openai_usage_read(wrap, u) : 0;
+}
+
 const char *tb_openai_models_body(apr_pool_t *p,
                                   const apr_array_header_t *entries)
 {

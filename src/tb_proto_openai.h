@@ -43,6 +43,12 @@ void tb_usage_init(tb_usage_t *u);
  * absent stay as they were. Returns 1 when a usage object was present. */
 int tb_openai_usage_read(const json_t *obj, tb_usage_t *u);
 
+/* The same from a raw response body, parsing only its top-level "usage"
+ * member (a full tree of a large completion costs more than the rest of
+ * the request). Returns 1 when usage was found. */
+int tb_openai_usage_scan(apr_pool_t *p, const char *body, apr_size_t len,
+                         tb_usage_t *u);
+
 /* The /v1/models list body for entries (tb_model_entry_t). */
 const char *tb_openai_models_body(apr_pool_t *p,
                                   const apr_array_header_t *entries);
