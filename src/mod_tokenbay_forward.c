@@ -41,8 +41,9 @@
 /* The client's bytes with only the model value replaced, so nothing else
  * changes on the way through. */
 static const char *with_model(request_rec *r, const char *body, apr_size_t len,
-                              json_t *root, const char *model, apr_size_t *plen)
+                              const char *model, apr_size_t *plen)
 {
+    json_t *root;
     apr_size_t start, vlen;
     const char *quoted = tb_json_quote(r->pool, model);
 
@@ -53,7 +54,10 @@ static const char *with_model(request_rec *r, const char *body, apr_size_t len,
         }
         return tb_json_splice(r->pool, body, len, start, vlen, quoted, plen);
     }
-    /* unusual spelling (escaped keys): rebuild from the parsed tree */
+    /* unusual spelling (escaped keys): rebuild from a parsed tree */
+    if (tb_json_parse(&root, r->pool, body, len, NULL) != APR_SUCCESS) {
+        return NULL;
+    }
     json_object_set_new(root, "model", json_string(model));
     return tb_json_dump(r->pool, root, plen);
 }
@@ -61,23 +65,30 @@ static const char *with_model(request_rec *r, const char *body, apr_size_t len,
 /* Streams always ask the upstream for usage, so the gateway learns the
  * token counts whether or not the client wants the usage chunk. */
 static const char *with_stream_usage(request_rec *r, const char *body,
-                                     apr_size_t len, json_t *root,
+                                     apr_size_t len, int client_asked,
                                      apr_size_t *plen)
 {
-    const json_t *so = json_object_get(root, "stream_options");
     apr_size_t start, vlen;
-    json_t *opts;
+    json_t *so = NULL, *root;
     const char *val;
+    apr_status_t rv;
 
-    if (json_is_object(so) && json_is_true(json_object_get(so, "include_usage"))) {
+    if (client_asked) {
         *plen = len;
         return body;
     }
-    opts = tb_json_pool_own(r->pool, json_is_object(so) ? json_copy((json_t *)so)
-                                                        : json_object());
-    json_object_set_new(opts, "include_usage", json_true());
-    val = tb_json_dump(r->pool, opts, NULL);
-    switch (tb_json_member_span(body, len, "stream_options", &start, &vlen)) {
+    rv = tb_json_member_span(body, len, "stream_options", &start, &vlen);
+    if (rv == APR_SUCCESS && body[start] == '{') {
+        /* keep the client's other stream options */
+        if (tb_json_parse(&so, r->pool, body + start, vlen, NULL) != APR_SUCCESS) {
+            return NULL;
+        }
+        so = json_copy(so);
+    }
+    so = tb_json_pool_own(r->pool, so ? so : json_object());
+    json_object_set_new(so, "include_usage", json_true());
+    val = tb_json_dump(r->pool, so, NULL);
+    switch (rv) {
     case APR_SUCCESS:
         return tb_json_splice(r->pool, body, len, start, vlen, val, plen);
     case APR_NOTFOUND:
@@ -90,7 +101,10 @@ static const char *with_stream_usage(request_rec *r, const char *body,
                               apr_pstrcat(r->pool, "\"stream_options\":", val,
                                           ",", NULL), plen);
     default:
-        json_object_set_new(root, "stream_options", json_incref(opts));
+        if (tb_json_parse(&root, r->pool, body, len, NULL) != APR_SUCCESS) {
+            return NULL;
+        }
+        json_object_set_new(root, "stream_options", json_incref(so));
         return tb_json_dump(r->pool, root, plen);
     }
 }
@@ -114,8 +128,8 @@ static int client_fd(request_rec *r)
 }
 
 static void build_request(request_rec *r, const tb_route_t *rt, const char *path,
-                          const char *body, apr_size_t len, json_t *root,
-                          int stream, tb_http_request_t *req)
+                          const char *body, apr_size_t len,
+                          const tb_openai_req_t *creq, tb_http_request_t *req)
 {
     tb_dir_conf_t *dc = tb_conf_dir(r);
     const tb_account_t *acct = rt->account;
@@ -126,7 +140,7 @@ static void build_request(request_rec *r, const tb_route_t *rt, const char *path
     req->headers = apr_array_make(r->pool, 5, sizeof(const char *));
     APR_ARRAY_PUSH(req->headers, const char *) = "Content-Type: application/json";
     APR_ARRAY_PUSH(req->headers, const char *) =
-        stream ? "Accept: text/event-stream" : "Accept: application/json";
+        creq->stream ? "Accept: text/event-stream" : "Accept: application/json";
     APR_ARRAY_PUSH(req->headers, const char *) = "User-Agent: " USER_AGENT;
     APR_ARRAY_PUSH(req->headers, const char *) =
         apr_pstrcat(r->pool, "X-Request-Id: ", tb_request_id(r), NULL);
@@ -134,10 +148,10 @@ static void build_request(request_rec *r, const tb_route_t *rt, const char *path
         APR_ARRAY_PUSH(req->headers, const char *) =
             apr_pstrcat(r->pool, "Authorization: Bearer ", acct->credential, NULL);
     }
-    req->body = with_model(r, body, len, root, rt->upstream_model, &req->body_len);
-    if (stream && req->body) {
-        req->body = with_stream_usage(r, req->body, req->body_len, root,
-                                      &req->body_len);
+    req->body = with_model(r, body, len, rt->upstream_model, &req->body_len);
+    if (creq->stream && req->body) {
+        req->body = with_stream_usage(r, req->body, req->body_len,
+                                      creq->include_usage, &req->body_len);
     }
     req->connect_timeout = tb_conf_connect_timeout(dc);
     req->timeout = tb_conf_timeout(dc);
@@ -457,7 +471,7 @@ static void note_failure(request_rec *r, const char *account, int attempt,
 /* ---- the attempt loop ------------------------------------------------------------------ */
 
 int tb_forward(request_rec *r, const char *path, const char *body,
-               apr_size_t len, json_t *root, const tb_openai_req_t *creq,
+               apr_size_t len, const tb_openai_req_t *creq,
                apr_array_header_t *routes)
 {
     tb_dir_conf_t *dc = tb_conf_dir(r);
@@ -484,7 +498,7 @@ int tb_forward(request_rec *r, const char *path, const char *body,
 
         tried[idx] = 1;
         ++attempts;
-        build_request(r, &rt[idx], path, body, len, root, creq->stream, &req);
+        build_request(r, &rt[idx], path, body, len, creq, &req);
         if (!req.body || attempt_init(&a, r, creq, bb, &sink) != APR_SUCCESS) {
             tb_error_set(&err, HTTP_INTERNAL_SERVER_ERROR, "api_error", NULL,
                          NULL, "The upstream request could not be prepared.");

@@ -6,7 +6,6 @@
 #define MOD_TOKENBAY_FORWARD_H
 
 #include <httpd.h>
-#include <jansson.h>
 
 #include "tb_proto_openai.h"
 
@@ -15,7 +14,7 @@
  * write the answer: buffered JSON, or an SSE stream when the client asked
  * for one (with the commit point rule). Returns the handler's status. */
 int tb_forward(request_rec *r, const char *path, const char *body,
-               apr_size_t len, json_t *root, const tb_openai_req_t *creq,
+               apr_size_t len, const tb_openai_req_t *creq,
                apr_array_header_t *routes);
 
 #endif /* MOD_TOKENBAY_FORWARD_H */

@@ -21,6 +21,30 @@
 #include "tb_json.h"
 #include "tb_proto_openai.h"
 
+/* Like mod_proxy: a URL the gateway serves maps to nothing on disk, so it
+ * is claimed at translation and the directory walk (a stat per path
+ * segment, per request) is skipped. NB: httpd walks <Location> before
+ * translate_name, so "TokenBay On" there is already visible here; a
+ * gateway enabled from .htaccess is only seen after the walk, in fixups. */
+#define TB_FILENAME_PREFIX "tokenbay:"
+
+int tb_translate_name(request_rec *r)
+{
+    if (tb_conf_enabled(tb_conf_dir(r)) != 1) {
+        return DECLINED;
+    }
+    r->filename = apr_pstrcat(r->pool, TB_FILENAME_PREFIX, r->uri, NULL);
+    r->handler = TB_HANDLER;
+    return OK;
+}
+
+int tb_map_to_storage(request_rec *r)
+{
+    return (r->filename && !strncmp(r->filename, TB_FILENAME_PREFIX,
+                                    sizeof(TB_FILENAME_PREFIX) - 1))
+           ? OK : DECLINED;
+}
+
 int tb_fixups(request_rec *r)
 {
     if (tb_conf_enabled(tb_conf_dir(r)) == 1) {
@@ -135,8 +159,6 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
     tb_openai_invalid_t inv;
     tb_openai_req_t req;
     tb_error_t err;
-    const char *perr = NULL;
-    json_t *root;
     char *body;
     apr_size_t len;
     int configured;
@@ -144,17 +166,11 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
     if (read_body(r, tb_conf_max_body(dc), &body, &len, &err) != APR_SUCCESS) {
         return tb_respond_error(r, &err);
     }
-    if (tb_json_parse(&root, r->pool, body, len, &perr) != APR_SUCCESS) {
+    if (tb_openai_chat_check(r->pool, body, len, &req, &inv) != APR_SUCCESS) {
         tb_error_set(&err, HTTP_BAD_REQUEST, "invalid_request_error",
-                     "invalid_json", NULL,
-                     apr_psprintf(r->pool, "The request body is not valid "
-                                  "JSON: %s.", perr));
-        return tb_respond_error(r, &err);
-    }
-    if (tb_openai_chat_check(r->pool, root, &req, &inv) != APR_SUCCESS) {
-        tb_error_set(&err, HTTP_BAD_REQUEST, "invalid_request_error",
-                     inv.param ? "invalid_value" : "invalid_body", inv.param,
-                     inv.message);
+                     inv.malformed ? "invalid_json"
+                     : inv.param ? "invalid_value" : "invalid_body",
+                     inv.param, inv.message);
         return tb_respond_error(r, &err);
     }
     if (!catalog_or_error(r, &cat, &err)) {
@@ -185,7 +201,7 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
                                   "to this API key's group.", req.model));
         return tb_respond_error(r, &err);
     }
-    return tb_forward(r, "/chat/completions", body, len, root, &req, routes);
+    return tb_forward(r, "/chat/completions", body, len, &req, routes);
 }
 
 static int handle_models(request_rec *r, const tb_keyinfo_t *key)

@@ -7,6 +7,10 @@
 
 #include <httpd.h>
 
+/* translate_name and map_to_storage: claim gateway URLs, skip the disk */
+int tb_translate_name(request_rec *r);
+int tb_map_to_storage(request_rec *r);
+
 /* fixups: where "TokenBay On" applies, the request is ours */
 int tb_fixups(request_rec *r);
 

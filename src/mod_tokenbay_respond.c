@@ -38,10 +38,13 @@ const char *tb_request_id(request_rec *r)
     }
     id = apr_table_get(r->subprocess_env, "UNIQUE_ID");
     if (!id) {
-        if (apr_generate_random_bytes(raw, sizeof(raw)) != APR_SUCCESS) {
-            apr_uint32_t a = tb_random_u32(), b = tb_random_u32(), c = tb_random_u32();
-            memcpy(raw, &a, 4); memcpy(raw + 4, &b, 4); memcpy(raw + 8, &c, 4);
-        }
+        /* an identifier, not a secret: no system call per request */
+        apr_uint32_t v[3];
+
+        v[0] = tb_random_u32();
+        v[1] = tb_random_u32();
+        v[2] = tb_random_u32();
+        memcpy(raw, v, sizeof(raw));
         for (i = 0; i < sizeof(raw); ++i) {
             apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
         }

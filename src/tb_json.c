@@ -210,6 +210,325 @@ apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
     return APR_EINVAL;
 }
 
+/* ---- validation without a tree ---------------------------------------------- */
+
+#define MAX_DEPTH 512
+
+typedef struct val_t {
+    const unsigned char *b;
+    apr_size_t len, i;
+    const char *what;
+} val_t;
+
+static int v_fail(val_t *v, const char *what)
+{
+    v->what = what;
+    return 0;
+}
+
+static void v_ws(val_t *v)
+{
+    while (v->i < v->len && (v->b[v->i] == ' ' || v->b[v->i] == '\t'
+                             || v->b[v->i] == '\n' || v->b[v->i] == '\r')) {
+        ++v->i;
+    }
+}
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int v_hex4(val_t *v, unsigned *pcp)
+{
+    unsigned cp = 0;
+    int k, h;
+
+    if (v->i + 4 > v->len) {
+        return v_fail(v, "truncated \\u escape");
+    }
+    for (k = 0; k < 4; ++k) {
+        if ((h = hexval(v->b[v->i + k])) < 0) {
+            return v_fail(v, "invalid \\u escape");
+        }
+        cp = cp * 16 + (unsigned)h;
+    }
+    v->i += 4;
+    *pcp = cp;
+    return 1;
+}
+
+/* One UTF-8 sequence starting at v->i (shortest form, no surrogates, at
+ * most U+10FFFF), as jansson demands. */
+static int v_utf8(val_t *v)
+{
+    unsigned char c = v->b[v->i];
+    unsigned cp;
+    int n, k;
+
+    if (c < 0x80) { ++v->i; return 1; }
+    if (c >= 0xC2 && c <= 0xDF) { n = 1; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { n = 2; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 3; cp = c & 0x07; }
+    else return v_fail(v, "invalid UTF-8");
+    if (v->i + n >= v->len) {
+        return v_fail(v, "invalid UTF-8");
+    }
+    for (k = 1; k <= n; ++k) {
+        unsigned char cc = v->b[v->i + k];
+        if ((cc & 0xC0) != 0x80) {
+            return v_fail(v, "invalid UTF-8");
+        }
+        cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF))
+        || (cp >= 0xD800 && cp <= 0xDFFF)) {
+        return v_fail(v, "invalid UTF-8");
+    }
+    v->i += n + 1;
+    return 1;
+}
+
+static int v_string(val_t *v)
+{
+    ++v->i;   /* the opening quote */
+    while (v->i < v->len) {
+        unsigned char c = v->b[v->i];
+
+        if (c == '"') {
+            ++v->i;
+            return 1;
+        }
+        if (c < 0x20) {
+            return v_fail(v, "control character in string");
+        }
+        if (c == '\\') {
+            unsigned cp;
+
+            if (++v->i >= v->len) {
+                break;
+            }
+            c = v->b[v->i++];
+            if (c == 'u') {
+                if (!v_hex4(v, &cp)) {
+                    return 0;
+                }
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    /* a high surrogate must pair with a low one */
+                    unsigned lo;
+                    if (v->i + 2 > v->len || v->b[v->i] != '\\'
+                        || v->b[v->i + 1] != 'u') {
+                        return v_fail(v, "unpaired surrogate");
+                    }
+                    v->i += 2;
+                    if (!v_hex4(v, &lo)) {
+                        return 0;
+                    }
+                    if (lo < 0xDC00 || lo > 0xDFFF) {
+                        return v_fail(v, "unpaired surrogate");
+                    }
+                }
+                else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return v_fail(v, "unpaired surrogate");
+                }
+            }
+            else if (!strchr("\"\\/bfnrt", c) || !c) {
+                return v_fail(v, "invalid escape");
+            }
+            continue;
+        }
+        if (!v_utf8(v)) {
+            return 0;
+        }
+    }
+    return v_fail(v, "unterminated string");
+}
+
+static int v_digits(val_t *v)
+{
+    apr_size_t start = v->i;
+
+    while (v->i < v->len && v->b[v->i] >= '0' && v->b[v->i] <= '9') {
+        ++v->i;
+    }
+    return v->i > start;
+}
+
+static int v_number(val_t *v)
+{
+    if (v->b[v->i] == '-') {
+        ++v->i;
+    }
+    if (v->i < v->len && v->b[v->i] == '0') {
+        ++v->i;
+    }
+    else if (!v_digits(v)) {
+        return v_fail(v, "invalid number");
+    }
+    if (v->i < v->len && v->b[v->i] == '.') {
+        ++v->i;
+        if (!v_digits(v)) {
+            return v_fail(v, "invalid number");
+        }
+    }
+    if (v->i < v->len && (v->b[v->i] == 'e' || v->b[v->i] == 'E')) {
+        ++v->i;
+        if (v->i < v->len && (v->b[v->i] == '+' || v->b[v->i] == '-')) {
+            ++v->i;
+        }
+        if (!v_digits(v)) {
+            return v_fail(v, "invalid number");
+        }
+    }
+    return 1;
+}
+
+static int v_literal(val_t *v, const char *lit)
+{
+    apr_size_t n = strlen(lit);
+
+    if (v->i + n > v->len || memcmp(v->b + v->i, lit, n)) {
+        return v_fail(v, "invalid literal");
+    }
+    v->i += n;
+    return 1;
+}
+
+static int v_value(val_t *v, int depth)
+{
+    v_ws(v);
+    if (v->i >= v->len) {
+        return v_fail(v, "unexpected end of input");
+    }
+    switch (v->b[v->i]) {
+    case '"':
+        return v_string(v);
+    case 't':
+        return v_literal(v, "true");
+    case 'f':
+        return v_literal(v, "false");
+    case 'n':
+        return v_literal(v, "null");
+    case '{':
+    case '[': {
+        int obj = v->b[v->i] == '{';
+        char close = obj ? '}' : ']';
+
+        if (depth >= MAX_DEPTH) {
+            return v_fail(v, "nested too deeply");
+        }
+        ++v->i;
+        v_ws(v);
+        if (v->i < v->len && v->b[v->i] == close) {
+            ++v->i;
+            return 1;
+        }
+        for (;;) {
+            if (obj) {
+                v_ws(v);
+                if (v->i >= v->len || v->b[v->i] != '"') {
+                    return v_fail(v, "expected a member name");
+                }
+                if (!v_string(v)) {
+                    return 0;
+                }
+                v_ws(v);
+                if (v->i >= v->len || v->b[v->i] != ':') {
+                    return v_fail(v, "expected ':'");
+                }
+                ++v->i;
+            }
+            if (!v_value(v, depth + 1)) {
+                return 0;
+            }
+            v_ws(v);
+            if (v->i < v->len && v->b[v->i] == ',') {
+                ++v->i;
+                continue;
+            }
+            if (v->i < v->len && v->b[v->i] == close) {
+                ++v->i;
+                return 1;
+            }
+            return v_fail(v, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+        }
+    }
+    default:
+        if (v->b[v->i] == '-' || (v->b[v->i] >= '0' && v->b[v->i] <= '9')) {
+            return v_number(v);
+        }
+        return v_fail(v, "unexpected character");
+    }
+}
+
+apr_status_t tb_json_validate(apr_pool_t *p, const char *buf, apr_size_t len,
+                              const char **perr)
+{
+    val_t v = { (const unsigned char *)buf, len, 0, NULL };
+
+    if (v_value(&v, 0)) {
+        v_ws(&v);
+        if (v.i == len) {
+            return APR_SUCCESS;
+        }
+        v.what = "unexpected data after the value";
+    }
+    if (perr) {
+        *perr = apr_psprintf(p, "%s at byte %" APR_SIZE_T_FMT,
+                             v.what ? v.what : "invalid JSON", v.i);
+    }
+    return APR_EINVAL;
+}
+
+apr_status_t tb_json_array_next(const char *buf, apr_size_t len,
+                                apr_size_t *ppos, apr_size_t *pstart,
+                                apr_size_t *plen)
+{
+    scan_t s = { buf, len, *ppos };
+
+    skip_ws(&s);
+    if (*ppos == 0) {
+        if (s.i >= len || buf[s.i] != '[') {
+            return APR_EINVAL;
+        }
+        ++s.i;
+        skip_ws(&s);
+    }
+    else if (s.i < len && buf[s.i] == ',') {
+        ++s.i;
+        skip_ws(&s);
+    }
+    if (s.i >= len || buf[s.i] == ']') {
+        *ppos = s.i;
+        return APR_EOF;
+    }
+    *pstart = s.i;
+    if (!skip_value(&s)) {
+        return APR_EINVAL;
+    }
+    *plen = s.i - *pstart;
+    *ppos = s.i;
+    return APR_SUCCESS;
+}
+
+const char *tb_json_string_value(apr_pool_t *p, const char *lit,
+                                 apr_size_t len)
+{
+    json_t *str;
+
+    if (len < 2 || lit[0] != '"' || lit[len - 1] != '"') {
+        return NULL;
+    }
+    if (!memchr(lit, '\\', len)) {
+        return apr_pstrmemdup(p, lit + 1, len - 2);
+    }
+    str = tb_json_pool_own(p, json_loadb(lit, len, JSON_DECODE_ANY, NULL));
+    return json_is_string(str) ? json_string_value(str) : NULL;
+}
+
 char *tb_json_splice(apr_pool_t *p, const char *buf, apr_size_t len,
                      apr_size_t start, apr_size_t vlen, const char *repl,
                      apr_size_t *pout_len)

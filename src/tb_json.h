@@ -29,6 +29,29 @@ apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
                                  const char *key, apr_size_t *pstart,
                                  apr_size_t *plen);
 
+/* Validate a complete JSON text (RFC 8259, UTF-8, nesting up to 512)
+ * without building anything, so a body can be checked at wire speed and
+ * forwarded untouched. It accepts what jansson accepts with
+ * JSON_DECODE_ANY | JSON_ALLOW_NUL (t/unit compares the two), except that
+ * numbers too large for jansson's integers and doubles pass (JSON does not
+ * bound them; the upstream decides) and raw NUL bytes are always refused
+ * (jansson's lexer lets some through). On APR_EINVAL, *perr says what and
+ * where. */
+apr_status_t tb_json_validate(apr_pool_t *p, const char *buf, apr_size_t len,
+                              const char **perr);
+
+/* Iterate the elements of a raw JSON array text (already validated):
+ * start with *ppos = 0; each APR_SUCCESS gives an element's span;
+ * APR_EOF after the last one. */
+apr_status_t tb_json_array_next(const char *buf, apr_size_t len,
+                                apr_size_t *ppos, apr_size_t *pstart,
+                                apr_size_t *plen);
+
+/* The string value of a raw JSON string literal (quotes included), or
+ * NULL when the span is not a string. */
+const char *tb_json_string_value(apr_pool_t *p, const char *lit,
+                                 apr_size_t len);
+
 /* Copy of buf with [start, start+vlen) replaced by `repl`. */
 char *tb_json_splice(apr_pool_t *p, const char *buf, apr_size_t len,
                      apr_size_t start, apr_size_t vlen, const char *repl,

@@ -2,6 +2,8 @@
  * you may not use this file except in compliance with the License.
  * http://www.apache.org/licenses/LICENSE-2.0
  */
+#include <string.h>
+
 #include <apr_strings.h>
 
 #include "tb_catalog.h"
@@ -13,19 +15,19 @@ static apr_status_t invalid(tb_openai_invalid_t *inv, const char *msg,
 {
     inv->message = msg;
     inv->param = param;
+    inv->malformed = 0;
     return APR_EINVAL;
 }
 
-apr_status_t tb_openai_chat_check(apr_pool_t *p, const json_t *root,
-                                  tb_openai_req_t *preq,
-                                  tb_openai_invalid_t *pinvalid)
+/* The same rules over a parsed tree: the fallback for bodies the raw
+ * scanner cannot vouch for (member names spelled with escapes). */
+static apr_status_t chat_check_tree(apr_pool_t *p, const json_t *root,
+                                    tb_openai_req_t *preq,
+                                    tb_openai_invalid_t *pinvalid)
 {
     const json_t *model, *messages, *stream;
     size_t i;
 
-    if (!json_is_object(root)) {
-        return invalid(pinvalid, "The request body must be a JSON object.", NULL);
-    }
     model = json_object_get(root, "model");
     if (!model) {
         return invalid(pinvalid, "Missing required parameter: 'model'.", "model");
@@ -61,6 +63,109 @@ apr_status_t tb_openai_chat_check(apr_pool_t *p, const json_t *root,
     preq->stream = json_is_true(stream);
     preq->include_usage = json_is_true(json_object_get(
         json_object_get(root, "stream_options"), "include_usage"));
+    return APR_SUCCESS;
+}
+
+/* A member's raw value, or NULL when absent. NB: *pesc reports member
+ * names the scanner cannot read (escapes); the caller then uses a tree. */
+static const char *member(const char *body, apr_size_t len, const char *key,
+                          apr_size_t *pvlen, int *pesc)
+{
+    apr_size_t start;
+
+    switch (tb_json_member_span(body, len, key, &start, pvlen)) {
+    case APR_SUCCESS:
+        return body + start;
+    case APR_NOTFOUND:
+        return NULL;
+    default:
+        *pesc = 1;
+        return NULL;
+    }
+}
+
+static int raw_is(const char *v, apr_size_t vlen, const char *lit)
+{
+    return v && vlen == strlen(lit) && !memcmp(v, lit, vlen);
+}
+
+apr_status_t tb_openai_chat_check(apr_pool_t *p, const char *body,
+                                  apr_size_t len, tb_openai_req_t *preq,
+                                  tb_openai_invalid_t *pinvalid)
+{
+    const char *perr = NULL, *v, *model;
+    apr_size_t vlen, i = 0, pos = 0, estart, elen;
+    int esc = 0;
+
+    if (tb_json_validate(p, body, len, &perr) != APR_SUCCESS) {
+        invalid(pinvalid, apr_psprintf(p, "The request body is not valid "
+                                       "JSON: %s.", perr), NULL);
+        pinvalid->malformed = 1;
+        return APR_EINVAL;
+    }
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\n'
+                       || body[i] == '\r')) {
+        ++i;
+    }
+    if (i >= len || body[i] != '{') {
+        return invalid(pinvalid, "The request body must be a JSON object.", NULL);
+    }
+    v = member(body, len, "model", &vlen, &esc);
+    if (esc) {
+        json_t *root;
+        if (tb_json_parse(&root, p, body, len, NULL) != APR_SUCCESS) {
+            return invalid(pinvalid, "The request body is not valid JSON.", NULL);
+        }
+        return chat_check_tree(p, root, preq, pinvalid);
+    }
+    if (!v) {
+        return invalid(pinvalid, "Missing required parameter: 'model'.", "model");
+    }
+    model = tb_json_string_value(p, v, vlen);
+    if (!model || !*model) {
+        return invalid(pinvalid, "Invalid 'model': expected a non-empty string.",
+                       "model");
+    }
+    v = member(body, len, "messages", &vlen, &esc);
+    if (!v) {
+        return invalid(pinvalid, "Missing required parameter: 'messages'.",
+                       "messages");
+    }
+    for (i = 0; ; ++i) {
+        const char *rv;
+        apr_size_t rlen;
+        int resc = 0;
+        apr_status_t st = tb_json_array_next(v, vlen, &pos, &estart, &elen);
+
+        if (st == APR_EOF && i > 0) {
+            break;
+        }
+        if (st != APR_SUCCESS) {
+            return invalid(pinvalid,
+                           "Invalid 'messages': expected a non-empty array.",
+                           "messages");
+        }
+        rv = v[estart] == '{' ? member(v + estart, elen, "role", &rlen, &resc) : NULL;
+        if (!resc && (!rv || *rv != '"')) {
+            return invalid(pinvalid, apr_psprintf(p,
+                           "Invalid 'messages[%lu]': expected an object with "
+                           "a string 'role'.", (unsigned long)i),
+                           apr_psprintf(p, "messages[%lu]", (unsigned long)i));
+        }
+    }
+    v = member(body, len, "stream", &vlen, &esc);
+    if (v && !raw_is(v, vlen, "true") && !raw_is(v, vlen, "false")
+        && !raw_is(v, vlen, "null")) {
+        return invalid(pinvalid, "Invalid 'stream': expected a boolean.", "stream");
+    }
+    preq->model = model;
+    preq->stream = raw_is(v, vlen, "true");
+    preq->include_usage = 0;
+    v = member(body, len, "stream_options", &vlen, &esc);
+    if (v && *v == '{') {
+        const char *iu = member(v, vlen, "include_usage", &vlen, &esc);
+        preq->include_usage = raw_is(iu, vlen, "true");
+    }
     return APR_SUCCESS;
 }
 

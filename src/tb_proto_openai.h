@@ -20,14 +20,17 @@ typedef struct tb_openai_req_t {
 typedef struct tb_openai_invalid_t {
     const char *message;
     const char *param;      /* may be NULL */
+    int malformed;          /* not JSON at all */
 } tb_openai_invalid_t;
 
-/* Check a Chat Completions body: an object with a non-empty string `model`
- * and a non-empty array `messages` of objects with a string `role`, and a
- * boolean `stream` when present. Unknown fields are not our business.
- * APR_EINVAL with *pinvalid filled when the body is unacceptable. */
-apr_status_t tb_openai_chat_check(apr_pool_t *p, const json_t *root,
-                                  tb_openai_req_t *preq,
+/* Check a raw Chat Completions body: valid JSON; an object with a
+ * non-empty string `model` and a non-empty array `messages` of objects
+ * with a string `role`; a boolean (or null) `stream` when present. Unknown
+ * fields are not our business. No tree is built: pass-through bodies are
+ * checked, not rebuilt. APR_EINVAL with *pinvalid filled when the body is
+ * unacceptable. */
+apr_status_t tb_openai_chat_check(apr_pool_t *p, const char *body,
+                                  apr_size_t len, tb_openai_req_t *preq,
                                   tb_openai_invalid_t *pinvalid);
 
 /* Token counts of one exchange; -1 where unknown. */

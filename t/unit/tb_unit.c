@@ -35,6 +35,7 @@ int main(void)
     test_catalog(p);
     test_keycache(p);
     test_util(p);
+    test_validate(p);
     test_sse(p);
     test_stream(p);
     printf("1..%d\n", tests);

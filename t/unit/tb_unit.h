@@ -15,6 +15,7 @@ void test_sched(apr_pool_t *p);
 void test_catalog(apr_pool_t *p);
 void test_keycache(apr_pool_t *p);
 void test_util(apr_pool_t *p);
+void test_validate(apr_pool_t *p);
 void test_sse(apr_pool_t *p);
 void test_stream(apr_pool_t *p);
 #endif

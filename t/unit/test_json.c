@@ -393,8 +393,8 @@ static void chat_ok(apr_pool_t *p, const char *text, const char *model,
                     int stream, const char *what)
 {
     tb_openai_req_t req = { NULL, -1, -1 };
-    tb_openai_invalid_t inv = { NULL, NULL };
-    apr_status_t rv = tb_openai_chat_check(p, body_of(p, text), &req, &inv);
+    tb_openai_invalid_t inv = { NULL, NULL, 0 };
+    apr_status_t rv = tb_openai_chat_check(p, text, strlen(text), &req, &inv);
 
     OK(rv == APR_SUCCESS && req.model && !strcmp(req.model, model)
        && req.stream == stream,
@@ -406,8 +406,8 @@ static void chat_bad(apr_pool_t *p, const char *text, const char *param,
                      const char *what)
 {
     tb_openai_req_t req = { NULL, 0, 0 };
-    tb_openai_invalid_t inv = { NULL, (const char *)"unset" };
-    apr_status_t rv = tb_openai_chat_check(p, body_of(p, text), &req, &inv);
+    tb_openai_invalid_t inv = { NULL, (const char *)"unset", 0 };
+    apr_status_t rv = tb_openai_chat_check(p, text, strlen(text), &req, &inv);
 
     OK(rv == APR_EINVAL, "chat_check %s: rejected", what);
     OK(inv.message && *inv.message, "chat_check %s: has a message (%s)", what,
