@@ -83,6 +83,8 @@ static void tb_register_hooks(apr_pool_t *p)
     /* before mod_watchdog (APR_HOOK_LAST) may start threads in the parent */
     ap_hook_post_config(tb_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(tb_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_translate_name(tb_translate_name, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_map_to_storage(tb_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(tb_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(tb_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
