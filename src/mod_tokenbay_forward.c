@@ -35,6 +35,10 @@
 /* Why the gateway itself stopped a transfer. */
 #define TB_E_FIRST_TIMEOUT (APR_OS_START_USERERR + 201)
 #define TB_E_IDLE_TIMEOUT  (APR_OS_START_USERERR + 202)
+#define TB_E_STREAM_DONE   (APR_OS_START_USERERR + 203)
+
+/* How long a finished stream's upstream may take to end its response. */
+#define COMPLETE_GRACE apr_time_from_sec(1)
 
 /* ---- building the upstream request --------------------------------------------- */
 
@@ -63,49 +67,51 @@ static const char *with_model(request_rec *r, const char *body, apr_size_t len,
 }
 
 /* Streams always ask the upstream for usage, so the gateway learns the
- * token counts whether or not the client wants the usage chunk. */
+ * token counts whether or not the client wants the usage chunk. Spliced
+ * into the raw bytes like the model: the client's other stream options and
+ * numbers stay exactly as sent. Returns the body unchanged when it cannot
+ * be done safely (usage then goes uncounted, the request still works). */
 static const char *with_stream_usage(request_rec *r, const char *body,
                                      apr_size_t len, int client_asked,
                                      apr_size_t *plen)
 {
-    apr_size_t start, vlen;
-    json_t *so = NULL, *root;
-    const char *val;
-    apr_status_t rv;
+    static const char OPTS[] = "{\"include_usage\":true}";
+    apr_size_t start, vlen, istart, ilen, i;
 
+    *plen = len;
     if (client_asked) {
-        *plen = len;
         return body;
     }
-    rv = tb_json_member_span(body, len, "stream_options", &start, &vlen);
-    if (rv == APR_SUCCESS && body[start] == '{') {
-        /* keep the client's other stream options */
-        if (tb_json_parse(&so, r->pool, body + start, vlen, NULL) != APR_SUCCESS) {
-            return NULL;
-        }
-        so = json_copy(so);
-    }
-    so = tb_json_pool_own(r->pool, so ? so : json_object());
-    json_object_set_new(so, "include_usage", json_true());
-    val = tb_json_dump(r->pool, so, NULL);
-    switch (rv) {
-    case APR_SUCCESS:
-        return tb_json_splice(r->pool, body, len, start, vlen, val, plen);
+    switch (tb_json_member_span(body, len, "stream_options", &start, &vlen)) {
     case APR_NOTFOUND:
         /* insert as the first member: the object has members (model) */
-        start = 0;
-        while (start < len && body[start] != '{') {
-            ++start;
-        }
-        return tb_json_splice(r->pool, body, len, start + 1, 0,
-                              apr_pstrcat(r->pool, "\"stream_options\":", val,
+        for (i = 0; i < len && body[i] != '{'; ++i)
+            ;
+        return tb_json_splice(r->pool, body, len, i + 1, 0,
+                              apr_pstrcat(r->pool, "\"stream_options\":", OPTS,
                                           ",", NULL), plen);
+    case APR_SUCCESS:
+        break;
     default:
-        if (tb_json_parse(&root, r->pool, body, len, NULL) != APR_SUCCESS) {
-            return NULL;
-        }
-        json_object_set_new(root, "stream_options", json_incref(so));
-        return tb_json_dump(r->pool, root, plen);
+        return body;
+    }
+    if (body[start] != '{') {
+        /* null or not an object: replace it */
+        return tb_json_splice(r->pool, body, len, start, vlen, OPTS, plen);
+    }
+    switch (tb_json_member_span(body + start, vlen, "include_usage", &istart,
+                                &ilen)) {
+    case APR_SUCCESS:
+        return tb_json_splice(r->pool, body, len, start + istart, ilen, "true",
+                              plen);
+    case APR_NOTFOUND:
+        for (i = start + 1; i < start + vlen && strchr(" \t\r\n", body[i]); ++i)
+            ;
+        return tb_json_splice(r->pool, body, len, start + 1, 0,
+                              body[i] == '}' ? "\"include_usage\":true"
+                                             : "\"include_usage\":true,", plen);
+    default:
+        return body;
     }
 }
 
@@ -169,6 +175,9 @@ typedef struct attempt_t {
     tb_stream_t *stream;
     apr_bucket_brigade *bb;      /* the one brigade for client writes */
     int client_gone;             /* a write to the client failed */
+    int head_seen;               /* the upstream's status line arrived */
+    int eos_sent;                /* the client's response is complete */
+    apr_time_t completed;        /* when the stream reached [DONE] */
     apr_time_t started, last_data;
     apr_interval_time_t first_timeout, idle_timeout;
 } attempt_t;
@@ -216,18 +225,43 @@ static apr_status_t attempt_on_head(void *ctx, int status, const char *ctype)
 {
     attempt_t *a = ctx;
 
+    a->head_seen = 1;
     a->streaming = a->want_stream && status == HTTP_OK && ctype
         && !strncasecmp(ctype, "text/event-stream", 17);
     return a->buf_sink.on_head(a->buf_sink.ctx, status, ctype);
 }
 
+/* The client's response is complete: end it now, whatever the upstream
+ * still does with its connection. */
+static void send_eos(attempt_t *a)
+{
+    conn_rec *c = a->r->connection;
+
+    if (a->eos_sent || a->client_gone || c->aborted) {
+        return;
+    }
+    a->eos_sent = 1;
+    APR_BRIGADE_INSERT_TAIL(a->bb, apr_bucket_eos_create(c->bucket_alloc));
+    ap_pass_brigade(a->r->output_filters, a->bb);
+    apr_brigade_cleanup(a->bb);
+}
+
 static apr_status_t attempt_on_data(void *ctx, const char *data, apr_size_t len)
 {
     attempt_t *a = ctx;
+    apr_status_t rv;
 
     a->last_data = apr_time_now();
-    return a->streaming ? tb_stream_feed(a->stream, data, len)
-                        : a->buf_sink.on_data(a->buf_sink.ctx, data, len);
+    if (!a->streaming) {
+        return a->buf_sink.on_data(a->buf_sink.ctx, data, len);
+    }
+    rv = tb_stream_feed(a->stream, data, len);
+    if (rv == APR_SUCCESS && !a->completed
+        && tb_stream_state(a->stream) == TB_STREAM_COMPLETE) {
+        a->completed = a->last_data;
+        send_eos(a);
+    }
+    return rv;
 }
 
 /* The stream's own clocks: until the first content, the first-token
@@ -239,7 +273,16 @@ static apr_status_t attempt_on_tick(void *ctx, apr_time_t now,
     apr_time_t deadline;
     apr_status_t rv;
 
-    if (tb_stream_state(a->stream) == TB_STREAM_OPEN) {
+    if (a->completed) {
+        /* [DONE] went out: give the upstream a moment to end its response
+         * (so its connection can be reused), then stop waiting */
+        deadline = a->completed + COMPLETE_GRACE;
+        rv = TB_E_STREAM_DONE;
+    }
+    else if (a->head_seen && !a->streaming) {
+        return APR_SUCCESS;   /* a buffered answer: TokenBayTimeout governs */
+    }
+    else if (tb_stream_state(a->stream) == TB_STREAM_OPEN) {
         deadline = a->started + a->first_timeout;
         rv = TB_E_FIRST_TIMEOUT;
     }
@@ -334,15 +377,13 @@ static int finish_committed(attempt_t *a, const tb_http_result_t *res)
     conn_rec *c = r->connection;
     const char *outcome;
 
-    if (res->error == TB_UP_CLIENT_GONE || a->client_gone || c->aborted) {
-        outcome = "client_aborted";
-    }
-    else if (res->error == TB_UP_OK) {
-        tb_stream_finish(a->stream);
-        outcome = tb_stream_state(a->stream) == TB_STREAM_COMPLETE ? "ok" : "interrupted";
-    }
-    else {
-        if (res->sink_rv == TB_E_IDLE_TIMEOUT) {
+    if (tb_stream_state(a->stream) == TB_STREAM_COMMITTED && !a->client_gone
+        && res->error != TB_UP_CLIENT_GONE && !c->aborted) {
+        /* the upstream stopped: end the client's stream in its protocol */
+        if (res->error == TB_UP_OK) {
+            tb_stream_finish(a->stream);
+        }
+        else if (res->sink_rv == TB_E_IDLE_TIMEOUT) {
             tb_stream_fail(a->stream, "The upstream stopped sending events.",
                            "stream_idle_timeout");
         }
@@ -350,13 +391,21 @@ static int finish_committed(attempt_t *a, const tb_http_result_t *res)
             tb_stream_fail(a->stream, "The upstream response took longer "
                            "than the gateway allows.", "stream_timeout");
         }
-        else if (tb_stream_state(a->stream) == TB_STREAM_COMMITTED) {
+        else {
             tb_stream_fail(a->stream, "The upstream connection broke "
                            "mid-stream.", "stream_interrupted");
         }
-        outcome = a->client_gone ? "client_aborted" : "interrupted";
     }
-    if (!strcmp(outcome, "interrupted") || !strcmp(outcome, "client_aborted")) {
+    if (tb_stream_state(a->stream) == TB_STREAM_COMPLETE) {
+        outcome = "ok";   /* whatever the transport did after [DONE] */
+    }
+    else if (a->client_gone || res->error == TB_UP_CLIENT_GONE || c->aborted) {
+        outcome = "client_aborted";
+    }
+    else {
+        outcome = "interrupted";
+    }
+    if (strcmp(outcome, "ok")) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, TB_LOGNO(44)
                       "stream via account %s ended: %s (%s)",
                       apr_table_get(r->notes, "TOKENBAY_ACCOUNT"), outcome,
@@ -367,11 +416,7 @@ static int finish_committed(attempt_t *a, const tb_http_result_t *res)
                    apr_ltoa(r->pool, (long)apr_time_as_msec(
                             tb_stream_committed_at(a->stream) - a->started)));
     note_usage(r, tb_stream_usage(a->stream));
-    if (!a->client_gone && !c->aborted) {
-        APR_BRIGADE_INSERT_TAIL(a->bb, apr_bucket_eos_create(c->bucket_alloc));
-        ap_pass_brigade(r->output_filters, a->bb);
-        apr_brigade_cleanup(a->bb);
-    }
+    send_eos(a);
     return OK;
 }
 
@@ -385,7 +430,9 @@ static int status_retryable(int status)
 
 /* What the failed attempts add up to, when none succeeded. */
 typedef struct failures_t {
-    int connect, timeout, io, rate_limited, upstream_status;
+    int connect, timeout, io;
+    int rate_limited;        /* some attempt got 429 */
+    int upstream_status;     /* the last status other than 429, or 0 */
     long retry_after;
 } failures_t;
 
@@ -426,10 +473,11 @@ static void note_failure(request_rec *r, const char *account, int attempt,
     const char *why;
 
     if (res->error == TB_UP_OK && !a->streaming) {
-        f->upstream_status = res->status;
-        if (res->status == 429) {
+        if (res->status != 429) {
+            f->upstream_status = res->status;
+        }
+        else {
             f->rate_limited = 1;
-            f->upstream_status = 0;
             if (res->retry_after >= 0
                 && (f->retry_after < 0 || res->retry_after < f->retry_after)) {
                 f->retry_after = res->retry_after;
@@ -531,8 +579,8 @@ int tb_forward(request_rec *r, const char *path, const char *body,
         if (res.error == TB_UP_OK && a.streaming) {
             /* the upstream's stream ended without content: maybe an event
              * that lacked its blank line still commits it */
-            if (tb_stream_finish(a.stream) != TB_STREAM_E_EMPTY
-                && tb_stream_state(a.stream) != TB_STREAM_OPEN) {
+            res.sink_rv = tb_stream_finish(a.stream);
+            if (tb_stream_state(a.stream) != TB_STREAM_OPEN) {
                 return finish_committed(&a, &res);
             }
         }

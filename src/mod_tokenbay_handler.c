@@ -20,6 +20,7 @@
 #include "tb_catalog.h"
 #include "tb_json.h"
 #include "tb_proto_openai.h"
+#include "tb_util.h"
 
 /* Like mod_proxy: a URL the gateway serves maps to nothing on disk, so it
  * is claimed at translation and the directory walk (a stat per path
@@ -56,29 +57,34 @@ int tb_fixups(request_rec *r)
 /* ---- reading the request body ------------------------------------------- */
 
 /* Read the whole body, refusing more than `limit` bytes: early from
- * Content-Length, or as soon as a chunked body passes it. */
+ * Content-Length, or as soon as a chunked body passes it. One buffer,
+ * sized from Content-Length when known, else doubling: memory stays
+ * within twice the body (never the square of it). */
 static apr_status_t read_body(request_rec *r, apr_off_t limit, char **pbuf,
                               apr_size_t *plen, tb_error_t *err)
 {
     conn_rec *c = r->connection;
     apr_bucket_brigade *bb;
     const char *cl = apr_table_get(r->headers_in, "Content-Length");
-    apr_off_t total = 0, len;
     apr_status_t rv;
+    apr_bucket *e;
+    tb_buf_t body;
     int seen_eos = 0;
-    char *buf;
-    apr_size_t got;
 
+    memset(&body, 0, sizeof(body));
     if (cl) {
         apr_off_t n;
         char *end;
-        if (apr_strtoff(&n, cl, &end, 10) == APR_SUCCESS && !*end && n > limit) {
-            goto too_large;
+        if (apr_strtoff(&n, cl, &end, 10) == APR_SUCCESS && !*end && n >= 0) {
+            if (n > limit) {
+                goto too_large;
+            }
+            body.cap = (apr_size_t)n + 1;
+            body.data = apr_palloc(r->pool, body.cap);
+            body.data[0] = '\0';
         }
     }
     bb = apr_brigade_create(r->pool, c->bucket_alloc);
-    buf = NULL;
-    got = 0;
     do {
         rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
                             APR_BLOCK_READ, HUGE_STRING_LEN);
@@ -88,40 +94,42 @@ static apr_status_t read_body(request_rec *r, apr_off_t limit, char **pbuf,
             if (status == HTTP_REQUEST_ENTITY_TOO_LARGE) {
                 goto too_large;
             }
+            /* AP_FILTER_ERROR: a filter has answered already */
             tb_error_set(err, status, "invalid_request_error", NULL, NULL,
                          "The request body could not be read.");
             return rv;
         }
-        if (!APR_BRIGADE_EMPTY(bb)
-            && APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb))) {
-            seen_eos = 1;
-        }
-        if ((rv = apr_brigade_length(bb, 1, &len)) != APR_SUCCESS) {
-            apr_brigade_cleanup(bb);
-            tb_error_set(err, HTTP_BAD_REQUEST, "invalid_request_error", NULL,
-                         NULL, "The request body could not be read.");
-            return rv;
-        }
-        if (total + len > limit) {
-            apr_brigade_cleanup(bb);
-            goto too_large;
-        }
-        if (len > 0) {
-            char *nbuf = apr_palloc(r->pool, total + len + 1);
-            apr_size_t flat = (apr_size_t)len;
-            if (got) {
-                memcpy(nbuf, buf, got);
+        for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb);
+             e = APR_BUCKET_NEXT(e)) {
+            const char *data;
+            apr_size_t n;
+
+            if (APR_BUCKET_IS_EOS(e)) {
+                seen_eos = 1;
+                break;
             }
-            apr_brigade_flatten(bb, nbuf + got, &flat);
-            buf = nbuf;
-            got += flat;
-            total += len;
-            buf[got] = '\0';
+            if (APR_BUCKET_IS_METADATA(e)) {
+                continue;
+            }
+            rv = apr_bucket_read(e, &data, &n, APR_BLOCK_READ);
+            if (rv == APR_SUCCESS) {
+                rv = tb_buf_append(&body, r->pool, data, n, (apr_size_t)limit);
+            }
+            if (rv == APR_ENOSPC) {
+                apr_brigade_cleanup(bb);
+                goto too_large;
+            }
+            if (rv != APR_SUCCESS) {
+                apr_brigade_cleanup(bb);
+                tb_error_set(err, HTTP_BAD_REQUEST, "invalid_request_error",
+                             NULL, NULL, "The request body could not be read.");
+                return rv;
+            }
         }
         apr_brigade_cleanup(bb);
     } while (!seen_eos);
-    *pbuf = buf ? buf : "";
-    *plen = got;
+    *pbuf = body.data ? body.data : "";
+    *plen = body.len;
     return APR_SUCCESS;
 
 too_large:
@@ -164,7 +172,8 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
     int configured;
 
     if (read_body(r, tb_conf_max_body(dc), &body, &len, &err) != APR_SUCCESS) {
-        return tb_respond_error(r, &err);
+        return err.status == AP_FILTER_ERROR ? AP_FILTER_ERROR
+                                             : tb_respond_error(r, &err);
     }
     if (tb_openai_chat_check(r->pool, body, len, &req, &inv) != APR_SUCCESS) {
         tb_error_set(&err, HTTP_BAD_REQUEST, "invalid_request_error",

@@ -19,6 +19,7 @@ typedef struct entry_t {
 } entry_t;
 
 struct tb_keycache_t {
+    apr_pool_t *pool;        /* its own allocator: used under mutex only */
     apr_thread_mutex_t *mutex;
     apr_hash_t *entries;     /* hash hex -> entry_t*, under mutex */
     unsigned int max_entries;
@@ -41,7 +42,10 @@ static void free_all(tb_keycache_t *cache)
 
 static apr_status_t cache_cleanup(void *data)
 {
-    free_all(data);
+    tb_keycache_t *cache = data;
+
+    free_all(cache);
+    apr_pool_destroy(cache->pool);
     return APR_SUCCESS;
 }
 
@@ -55,7 +59,14 @@ apr_status_t tb_keycache_create(tb_keycache_t **pcache, apr_pool_t *p,
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    cache->entries = apr_hash_make(p);
+    /* NB: the hash allocates as it grows, from threads holding this
+     * cache's mutex only; a pool shared with other caches (each under
+     * its own mutex) would be touched concurrently */
+    if ((rv = apr_pool_create_unmanaged_ex(&cache->pool, NULL, NULL))
+        != APR_SUCCESS) {
+        return rv;
+    }
+    cache->entries = apr_hash_make(cache->pool);
     cache->max_entries = max_entries ? max_entries : 1;
     apr_pool_cleanup_register(p, cache, cache_cleanup, apr_pool_cleanup_null);
     *pcache = cache;

@@ -112,11 +112,7 @@ apr_status_t tb_openai_chat_check(apr_pool_t *p, const char *body,
     }
     v = member(body, len, "model", &vlen, &esc);
     if (esc) {
-        json_t *root;
-        if (tb_json_parse(&root, p, body, len, NULL) != APR_SUCCESS) {
-            return invalid(pinvalid, "The request body is not valid JSON.", NULL);
-        }
-        return chat_check_tree(p, root, preq, pinvalid);
+        goto tree;
     }
     if (!v) {
         return invalid(pinvalid, "Missing required parameter: 'model'.", "model");
@@ -146,7 +142,10 @@ apr_status_t tb_openai_chat_check(apr_pool_t *p, const char *body,
                            "messages");
         }
         rv = v[estart] == '{' ? member(v + estart, elen, "role", &rlen, &resc) : NULL;
-        if (!resc && (!rv || *rv != '"')) {
+        if (resc) {
+            goto tree;
+        }
+        if (!rv || *rv != '"') {
             return invalid(pinvalid, apr_psprintf(p,
                            "Invalid 'messages[%lu]': expected an object with "
                            "a string 'role'.", (unsigned long)i),
@@ -166,7 +165,20 @@ apr_status_t tb_openai_chat_check(apr_pool_t *p, const char *body,
         const char *iu = member(v, vlen, "include_usage", &vlen, &esc);
         preq->include_usage = raw_is(iu, vlen, "true");
     }
+    if (esc) {
+        goto tree;
+    }
     return APR_SUCCESS;
+
+tree:
+    /* member names spelled with escapes: the rules over a parsed tree */
+    {
+        json_t *root;
+        if (tb_json_parse(&root, p, body, len, NULL) != APR_SUCCESS) {
+            return invalid(pinvalid, "The request body is not valid JSON.", NULL);
+        }
+        return chat_check_tree(p, root, preq, pinvalid);
+    }
 }
 
 void tb_usage_init(tb_usage_t *u)

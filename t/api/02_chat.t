@@ -7,7 +7,7 @@ use Apache::Test qw(-withtestmore);
 use JSON::PP;
 use TB::Test;
 
-plan tests => 45;
+plan tests => 47;
 
 my $J = JSON::PP->new->canonical;
 my $msgs = [ { role => 'user', content => 'hi' } ];
@@ -107,6 +107,16 @@ error_is(chat(KEY_DEFAULT, $big), 413, 'request_too_large', 'oversized body: 413
 }
 my $before = scalar @{ mock_requests('primary') };
 is($before, scalar @{ mock_requests('primary') }, 'refused requests never reach an upstream');
+
+# a large body within the default limit (16M under /single) goes through whole
+{
+    my $huge = { model => 'gpt-4o-mini', messages => [ { role => 'user', content => 'y' x (3 * 1024 * 1024) } ] };
+    mock_reset();
+    my $r3 = chat(KEY_DEFAULT, $huge, path => '/single/v1/chat/completions');
+    is($r3->code, 200, '3 MB body within the limit: 200');
+    is(length(mock_requests('primary')->[-1]{body}), length($J->encode($huge)) + length('-2024-07-18'),
+       '3 MB body: forwarded whole (model renamed)');
+}
 
 # ---- models and access ------------------------------------------------------------
 $e = error_is(chat(KEY_DEFAULT, { model => 'no-such-model', messages => $msgs }), 404, 'model_not_found', 'unknown model: 404');

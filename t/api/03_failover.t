@@ -7,7 +7,7 @@ use warnings FATAL => 'all';
 use Apache::Test qw(-withtestmore);
 use TB::Test;
 
-plan tests => 31;
+plan tests => 33;
 
 my $msgs = [ { role => 'user', content => 'hi' } ];
 sub ask { chat(KEY_DEFAULT, { model => $_[0], messages => $msgs }, @_[1 .. $#_]) }
@@ -73,6 +73,13 @@ mock_script('doom-b', { status => 429, headers => { 'Retry-After' => '4' } });
 $r = ask('doomed-model');
 error_is($r, 503, 'upstream_rate_limited', 'all accounts 429: 503');
 is($r->header('Retry-After'), '4', '503 carries the shortest Retry-After seen');
+
+mock_reset();
+mock_script('doom-a', { status => 500 });
+mock_script('doom-b', { status => 429, headers => { 'Retry-After' => '4' } });
+$r = ask('doomed-model');
+error_is($r, 502, 'upstream_error', 'a 500 then a 429: 502, not "all rate limited"');
+ok(!defined $r->header('Retry-After'), '...and no Retry-After');
 
 # ---- timeouts (TokenBayTimeout 700ms under /fast) -------------------------------------------
 mock_reset();

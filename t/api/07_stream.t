@@ -9,7 +9,7 @@ use JSON::PP;
 use Time::HiRes qw(time sleep);
 use TB::Test;
 
-plan tests => 59;
+plan tests => 66;
 
 my $msgs = [ { role => 'user', content => 'hi' } ];
 my %req = (model => 'gpt-4o-mini', messages => $msgs, stream => JSON::PP::true);
@@ -64,6 +64,30 @@ ok($u, 'usage chunk passed on when asked for');
 is_deeply($u->{choices}, [], 'usage chunk has empty choices');
 is($u->{usage}{total_tokens}, 12, 'usage chunk totals');
 is($ev[-1], '[DONE]', 'then [DONE]');
+
+# stream_options is edited in place: other options and numbers survive
+mock_reset();
+my $raw = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"stream":true,'
+        . '"stream_options":{"include_usage":false,"x_big":1e400,"x_int":123456789012345678901234567890}}';
+$s = stream_all(stream_open(KEY_DEFAULT, $raw));
+like($s->{head}, qr/ 200 /, 'stream_options with numbers jansson cannot hold: 200');
+my $fwd = mock_requests('primary')->[-1]{body};
+like($fwd, qr/"include_usage":true,"x_big":1e400,"x_int":123456789012345678901234567890\}/,
+     'include_usage switched on, the rest of stream_options byte for byte');
+ok(!grep({ ref $_ && ref $_->{usage} eq 'HASH' } stream_events($s->{buf})), 'client asked for no usage: none sent');
+mock_reset();
+$s = stream_all(stream_open(KEY_DEFAULT, { %req, stream_options => {} }));
+like($s->{head}, qr/ 200 /, 'empty stream_options: 200');
+is_deeply(mock_requests('primary')->[-1]{json}{stream_options}, { include_usage => JSON::PP::true },
+          'empty stream_options: include_usage added');
+
+# a finished stream ends for the client even if the upstream lingers
+mock_reset();
+mock_script('primary', { sse => [ $ROLE, chunk('done soon'), chunk(undef, finish => 'stop'), $DONE ], hang => 10 });
+my $t1 = time;
+$s = stream_all(stream_open(KEY_DEFAULT, { %req }), 15);
+cmp_ok(time - $t1, '<', 5, '[DONE] ends the client\'s response although the upstream keeps its open');
+like(log_line(qr/account=primary/), qr/outcome=ok/, 'and the outcome is ok');
 
 # ---- events arrive as they are produced -----------------------------------------------
 mock_reset();

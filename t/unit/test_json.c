@@ -522,6 +522,21 @@ static void openai_usage(apr_pool_t *p)
 
 void test_json(apr_pool_t *p)
 {
+    {
+        tb_openai_req_t req = { NULL, -1, -1 };
+        tb_openai_invalid_t inv = { NULL, NULL, 0 };
+        const char *b1 = "{\"model\":\"m\",\"messages\":[{\"x\\u0041\":1}]}";
+        const char *b2 = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}],"
+                         "\"stream\":true,\"stream_options\":{\"include_\\u0075sage\":true}}";
+
+        OK(tb_openai_chat_check(p, b1, strlen(b1), &req, &inv) == APR_EINVAL
+           && inv.param && !strcmp(inv.param, "messages[0]"),
+           "chat_check: an escaped key inside a message still needs a role");
+        OK(tb_openai_chat_check(p, b2, strlen(b2), &req, &inv) == APR_SUCCESS
+           && req.stream == 1 && req.include_usage == 1,
+           "chat_check: an escaped include_usage inside stream_options is read");
+    }
+
     apr_pool_t *sub;
 
     apr_pool_create(&sub, p);
