@@ -155,10 +155,6 @@ static void build_request(request_rec *r, const tb_route_t *rt, const char *path
             apr_pstrcat(r->pool, "Authorization: Bearer ", acct->credential, NULL);
     }
     req->body = with_model(r, body, len, rt->upstream_model, &req->body_len);
-    if (creq->stream && req->body) {
-        req->body = with_stream_usage(r, req->body, req->body_len,
-                                      creq->include_usage, &req->body_len);
-    }
     req->connect_timeout = tb_conf_connect_timeout(dc);
     req->timeout = tb_conf_timeout(dc);
     req->watch_fd = client_fd(r);
@@ -533,7 +529,9 @@ int tb_forward(request_rec *r, const char *path, const char *body,
     memset(&fail, 0, sizeof(fail));
     fail.retry_after = -1;
     if (creq->stream) {
+        /* the same for every account: done once, only the model differs */
         apr_table_setn(r->notes, "TOKENBAY_STREAM", "1");
+        body = with_stream_usage(r, body, len, creq->include_usage, &len);
     }
     while (attempts < max_attempts
            && (idx = tb_sched_pick(rt, routes->nelts, tried, tb_random_u32())) >= 0) {

@@ -18,7 +18,6 @@
 #include "mod_tokenbay_respond.h"
 #include "mod_tokenbay_state.h"
 #include "tb_catalog.h"
-#include "tb_json.h"
 #include "tb_proto_openai.h"
 #include "tb_util.h"
 
