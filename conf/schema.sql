@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS tb_accounts (
   name            VARCHAR(64)  NOT NULL,
   protocol        ENUM('openai-chat','openai-responses','anthropic-messages','gemini')
                   NOT NULL DEFAULT 'openai-chat',
+  capabilities    VARCHAR(255) NULL,            -- NULL: the protocol's defaults; else a
+                                                -- comma separated list of stream_usage,
+                                                -- store, compact
   base_url        VARCHAR(512) NOT NULL,        -- e.g. https://api.openai.com/v1
   credential      VARCHAR(2048) NOT NULL DEFAULT '',
   priority        INT          NOT NULL DEFAULT 0,   -- higher tier is tried first
@@ -76,3 +79,15 @@ CREATE TABLE IF NOT EXISTS tb_account_models (
   CONSTRAINT fk_tb_am_account FOREIGN KEY (account_id) REFERENCES tb_accounts (id) ON DELETE CASCADE,
   CONSTRAINT fk_tb_am_model   FOREIGN KEY (model_id)   REFERENCES tb_models (id)   ON DELETE CASCADE
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- ---- upgrades of databases created by earlier versions (MySQL and MariaDB) ----
+
+-- 0.2: tb_accounts.capabilities
+SET @tb_sql = IF((SELECT COUNT(*) FROM information_schema.COLUMNS
+                   WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tb_accounts'
+                     AND COLUMN_NAME = 'capabilities') = 0,
+                 'ALTER TABLE tb_accounts ADD COLUMN capabilities VARCHAR(255) NULL AFTER protocol',
+                 'SELECT 1');
+PREPARE tb_stmt FROM @tb_sql;
+EXECUTE tb_stmt;
+DEALLOCATE PREPARE tb_stmt;

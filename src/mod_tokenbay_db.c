@@ -40,7 +40,7 @@ static const struct {
       "SELECT alias, model_id FROM tb_model_aliases" },
     { Q_ACCOUNTS,
       "SELECT id, name, protocol, base_url, credential, priority, weight,"
-      " max_concurrency, status = 'active' FROM tb_accounts" },
+      " max_concurrency, status = 'active', capabilities FROM tb_accounts" },
     { Q_ACCT_GRP,
       "SELECT ag.account_id, ag.group_id FROM tb_account_groups ag"
       " JOIN tb_groups g ON g.id = ag.group_id WHERE g.status = 'active'" },
@@ -241,6 +241,7 @@ static apr_status_t account_row(void *ctx, const apr_dbd_driver_t *d,
     a.weight = (unsigned int)col_long(d, row, 6);
     a.max_concurrency = (unsigned int)col_long(d, row, 7);
     a.active = col_long(d, row, 8) != 0;
+    a.capabilities = col(d, row, 9);
     if (!a.name || !a.protocol || !a.base_url) {
         return APR_SUCCESS;
     }

@@ -23,6 +23,7 @@
 #include "tb_json.h"
 #include "tb_sched.h"
 #include "tb_stream.h"
+#include "tb_dialect.h"
 #include "tb_util.h"
 
 #define USER_AGENT "mod_tokenbay/" TB_VERSION
@@ -42,79 +43,6 @@
 
 /* ---- building the upstream request --------------------------------------------- */
 
-/* The client's bytes with only the model value replaced, so nothing else
- * changes on the way through. */
-static const char *with_model(request_rec *r, const char *body, apr_size_t len,
-                              const char *model, apr_size_t *plen)
-{
-    json_t *root;
-    apr_size_t start, vlen;
-    const char *quoted = tb_json_quote(r->pool, model);
-
-    if (tb_json_member_span(body, len, "model", &start, &vlen) == APR_SUCCESS) {
-        if (vlen == strlen(quoted) && !memcmp(body + start, quoted, vlen)) {
-            *plen = len;
-            return body;
-        }
-        return tb_json_splice(r->pool, body, len, start, vlen, quoted, plen);
-    }
-    /* unusual spelling (escaped keys): rebuild from a parsed tree */
-    if (tb_json_parse(&root, r->pool, body, len, NULL) != APR_SUCCESS) {
-        return NULL;
-    }
-    json_object_set_new(root, "model", json_string(model));
-    return tb_json_dump(r->pool, root, plen);
-}
-
-/* Streams always ask the upstream for usage, so the gateway learns the
- * token counts whether or not the client wants the usage chunk. Spliced
- * into the raw bytes like the model: the client's other stream options and
- * numbers stay exactly as sent. Returns the body unchanged when it cannot
- * be done safely (usage then goes uncounted, the request still works). */
-static const char *with_stream_usage(request_rec *r, const char *body,
-                                     apr_size_t len, int client_asked,
-                                     apr_size_t *plen)
-{
-    static const char OPTS[] = "{\"include_usage\":true}";
-    apr_size_t start, vlen, istart, ilen, i;
-
-    *plen = len;
-    if (client_asked) {
-        return body;
-    }
-    switch (tb_json_member_span(body, len, "stream_options", &start, &vlen)) {
-    case APR_NOTFOUND:
-        /* insert as the first member: the object has members (model) */
-        for (i = 0; i < len && body[i] != '{'; ++i)
-            ;
-        return tb_json_splice(r->pool, body, len, i + 1, 0,
-                              apr_pstrcat(r->pool, "\"stream_options\":", OPTS,
-                                          ",", NULL), plen);
-    case APR_SUCCESS:
-        break;
-    default:
-        return body;
-    }
-    if (body[start] != '{') {
-        /* null or not an object: replace it */
-        return tb_json_splice(r->pool, body, len, start, vlen, OPTS, plen);
-    }
-    switch (tb_json_member_span(body + start, vlen, "include_usage", &istart,
-                                &ilen)) {
-    case APR_SUCCESS:
-        return tb_json_splice(r->pool, body, len, start + istart, ilen, "true",
-                              plen);
-    case APR_NOTFOUND:
-        for (i = start + 1; i < start + vlen && strchr(" \t\r\n", body[i]); ++i)
-            ;
-        return tb_json_splice(r->pool, body, len, start + 1, 0,
-                              body[i] == '}' ? "\"include_usage\":true"
-                                             : "\"include_usage\":true,", plen);
-    default:
-        return body;
-    }
-}
-
 /* The client's socket, to notice a hang-up while waiting on the upstream;
  * -1 where there is none of our own (an HTTP/2 stream). */
 static int client_fd(request_rec *r)
@@ -133,31 +61,64 @@ static int client_fd(request_rec *r)
     return fd;
 }
 
-static void build_request(request_rec *r, const tb_route_t *rt, const char *path,
-                          const char *body, apr_size_t len,
-                          const tb_openai_req_t *creq, tb_http_request_t *req)
+/* What one request carries through its attempts. */
+typedef struct fwd_t {
+    request_rec *r;
+    const tb_dialect_t *client;  /* the dialect the client speaks */
+    tb_req_info_t *info;         /* what the scan of its body found */
+    tb_ir_req_t *ir;             /* the request in the IR: parsed once, on
+                                  * the first converted attempt */
+    apr_bucket_brigade *bb;      /* the one brigade for client writes */
+} fwd_t;
+
+/* The upstream request for one account: the client's bytes with the model
+ * spliced in when the account speaks the client's dialect (the fast path,
+ * no copy), else the request converted through the IR. APR_EINVAL with
+ * *err when this account cannot express the request. */
+static apr_status_t build_request(fwd_t *f, const tb_route_t *rt,
+                                  tb_http_request_t *req, tb_ir_error_t *err)
 {
+    request_rec *r = f->r;
     tb_dir_conf_t *dc = tb_conf_dir(r);
     const tb_account_t *acct = rt->account;
+    const tb_dialect_t *up = acct->dialect;
+    apr_array_header_t *iov;
+    apr_status_t rv;
 
     memset(req, 0, sizeof(*req));
+    if (up == f->client) {
+        if ((rv = up->splice(r->pool, f->info, rt->upstream_model, acct->caps, &iov))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        req->body_iov = iov;
+    }
+    else {
+        if (!f->ir && (rv = f->client->parse(r->pool, f->info, &f->ir, err))
+                      != APR_SUCCESS) {
+            return rv;
+        }
+        if ((rv = up->emit(r->pool, f->ir, rt->upstream_model, acct->caps,
+                           &req->body, &req->body_len, err)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
     req->method = "POST";
-    req->url = apr_pstrcat(r->pool, acct->base_url, path, NULL);
-    req->headers = apr_array_make(r->pool, 5, sizeof(const char *));
+    req->url = apr_pstrcat(r->pool, acct->base_url,
+                           up->path(r->pool, f->info->op, rt->upstream_model,
+                                    f->info->stream), NULL);
+    req->headers = apr_array_make(r->pool, 6, sizeof(const char *));
     APR_ARRAY_PUSH(req->headers, const char *) = "Content-Type: application/json";
     APR_ARRAY_PUSH(req->headers, const char *) =
-        creq->stream ? "Accept: text/event-stream" : "Accept: application/json";
+        f->info->stream ? "Accept: text/event-stream" : "Accept: application/json";
     APR_ARRAY_PUSH(req->headers, const char *) = "User-Agent: " USER_AGENT;
     APR_ARRAY_PUSH(req->headers, const char *) =
         apr_pstrcat(r->pool, "X-Request-Id: ", tb_request_id(r), NULL);
-    if (*acct->credential) {
-        APR_ARRAY_PUSH(req->headers, const char *) =
-            apr_pstrcat(r->pool, "Authorization: Bearer ", acct->credential, NULL);
-    }
-    req->body = with_model(r, body, len, rt->upstream_model, &req->body_len);
+    up->auth(r->pool, acct->credential, req->headers);
     req->connect_timeout = tb_conf_connect_timeout(dc);
     req->timeout = tb_conf_timeout(dc);
     req->watch_fd = client_fd(r);
+    return APR_SUCCESS;
 }
 
 /* ---- one attempt: the sink that decides between buffering and streaming ----------- */
@@ -295,16 +256,16 @@ static apr_status_t attempt_on_tick(void *ctx, apr_time_t now,
     return APR_SUCCESS;
 }
 
-static apr_status_t attempt_init(attempt_t *a, request_rec *r,
-                                 const tb_openai_req_t *creq,
-                                 apr_bucket_brigade *bb, tb_http_sink_t *sink)
+static apr_status_t attempt_init(attempt_t *a, fwd_t *f, const tb_route_t *rt,
+                                 tb_http_sink_t *sink)
 {
+    request_rec *r = f->r;
     tb_dir_conf_t *dc = tb_conf_dir(r);
 
     memset(a, 0, sizeof(*a));
     a->r = r;
-    a->bb = bb;
-    a->want_stream = creq->stream;
+    a->bb = f->bb;
+    a->want_stream = f->info->stream;
     a->started = a->last_data = apr_time_now();
     a->first_timeout = tb_conf_first_timeout(dc);
     a->idle_timeout = tb_conf_idle_timeout(dc);
@@ -314,11 +275,15 @@ static apr_status_t attempt_init(attempt_t *a, request_rec *r,
     sink->ctx = a;
     sink->on_head = attempt_on_head;
     sink->on_data = attempt_on_data;
-    if (creq->stream) {
+    if (f->info->stream) {
         tb_stream_opts_t opts;
         tb_stream_out_t out = { a, out_commit, out_write };
 
-        opts.client_wants_usage = creq->include_usage;
+        memset(&opts, 0, sizeof(opts));
+        opts.client = f->client;
+        opts.upstream = rt->account->dialect;
+        opts.req = f->ir;
+        opts.client_wants_usage = f->info->include_usage;
         opts.max_event = MAX_STREAM_EVENT;
         opts.max_held = MAX_HELD;
         sink->on_tick = attempt_on_tick;
@@ -329,40 +294,86 @@ static apr_status_t attempt_init(attempt_t *a, request_rec *r,
 
 /* ---- outcomes ------------------------------------------------------------------------- */
 
-static void note_usage(request_rec *r, const tb_usage_t *u)
+static void note_count(request_rec *r, const char *name, long v)
 {
-    if (u->prompt_tokens >= 0) {
-        apr_table_setn(r->notes, "TOKENBAY_PROMPT_TOKENS",
-                       apr_ltoa(r->pool, u->prompt_tokens));
-    }
-    if (u->completion_tokens >= 0) {
-        apr_table_setn(r->notes, "TOKENBAY_COMPLETION_TOKENS",
-                       apr_ltoa(r->pool, u->completion_tokens));
-    }
-    if (u->total_tokens >= 0) {
-        apr_table_setn(r->notes, "TOKENBAY_TOTAL_TOKENS",
-                       apr_ltoa(r->pool, u->total_tokens));
+    if (v >= 0) {
+        apr_table_setn(r->notes, name, apr_ltoa(r->pool, v));
     }
 }
 
-static int relay_buffered(request_rec *r, const tb_http_buffer_t *buf)
+static void note_usage(request_rec *r, const tb_ir_usage_t *u)
 {
+    note_count(r, "TOKENBAY_PROMPT_TOKENS", u->input);
+    note_count(r, "TOKENBAY_COMPLETION_TOKENS", u->output);
+    note_count(r, "TOKENBAY_TOTAL_TOKENS", tb_ir_usage_total(u));
+    note_count(r, "TOKENBAY_CACHED_TOKENS", u->input_cached);
+    note_count(r, "TOKENBAY_REASONING_TOKENS", u->output_reasoning);
+}
+
+static int is_json(const char *ctype)
+{
+    return !strncasecmp(ctype, "application/json", 16);
+}
+
+/* A complete (non-stream) answer: relayed as it is when the account
+ * speaks the client's dialect, else converted through the IR. Errors
+ * that are the client's (4xx other than the account's own) go back with
+ * their status, in the client's error shape. */
+static int answer_buffered(fwd_t *f, const tb_route_t *rt,
+                           const tb_http_buffer_t *buf)
+{
+    request_rec *r = f->r;
+    const tb_dialect_t *up = rt->account->dialect;
     const char *ctype = buf->content_type ? buf->content_type : "application/json";
-
     const char *data = buf->body.data ? buf->body.data : "";
+    int ok = buf->status >= 200 && buf->status < 300;
+    tb_ir_usage_t usage;
+    tb_ir_resp_t *resp;
+    tb_ir_error_t ierr;
+    tb_error_t err;
+    const char *body;
+    apr_size_t len;
 
-    if (buf->status >= 200 && buf->status < 300 && buf->body.len
-        && !strncasecmp(ctype, "application/json", 16)) {
-        tb_usage_t usage;
-
-        tb_usage_init(&usage);
-        if (tb_openai_usage_scan(r->pool, data, buf->body.len, &usage)) {
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", ok ? "ok" : "upstream_client_error");
+    if (up == f->client) {
+        tb_ir_usage_init(&usage);
+        if (ok && buf->body.len && is_json(ctype)
+            && up->usage_scan(r->pool, data, buf->body.len, &usage)) {
             note_usage(r, &usage);
         }
+        return tb_respond_body(r, buf->status, ctype, data, buf->body.len);
     }
-    apr_table_setn(r->notes, "TOKENBAY_OUTCOME",
-                   buf->status < 400 ? "ok" : "upstream_client_error");
-    return tb_respond_body(r, buf->status, ctype, data, buf->body.len);
+    if (!ok) {
+        if (!strcmp(up->error_family, f->client->error_family) && is_json(ctype)) {
+            return tb_respond_body(r, buf->status, ctype, data, buf->body.len);
+        }
+        up->error_read(r->pool, buf->status, data, buf->body.len, &ierr);
+        body = f->client->render_error(r->pool, &ierr);
+        return tb_respond_body(r, buf->status, "application/json", body, strlen(body));
+    }
+    if (!is_json(ctype) || up->parse_response(r->pool, data, buf->body.len, &resp)
+                           != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(45)
+                      "account %s: an answer the gateway cannot read (%s, %"
+                      APR_SIZE_T_FMT " bytes)", rt->account->name, ctype,
+                      buf->body.len);
+        apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "upstream_error");
+        tb_error_set(&err, HTTP_BAD_GATEWAY, "api_error", "upstream_error", NULL,
+                     "The upstream's answer could not be read.");
+        return tb_respond_error(r, &err);
+    }
+    note_usage(r, &resp->usage);
+    if (resp->failed) {
+        apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "upstream_error");
+        tb_error_set(&err, HTTP_BAD_GATEWAY, resp->error.type ? resp->error.type
+                     : "api_error", resp->error.code ? resp->error.code
+                     : "upstream_error", NULL, resp->error.message);
+        return tb_respond_error(r, &err);
+    }
+    if (f->client->render(r->pool, f->ir, resp, &body, &len) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return tb_respond_body(r, HTTP_OK, "application/json", body, len);
 }
 
 /* After the commit the account is never switched: the stream ends here,
@@ -492,7 +503,8 @@ static void note_failure(request_rec *r, const char *account, int attempt,
     else if (res->sink_rv == TB_STREAM_E_UPSTREAM) {
         f->io = 1;
         why = apr_pstrcat(r->pool, "error event before any content: ",
-                          tb_stream_upstream_error(a->stream), NULL);
+                          tb_stream_upstream_error(a->stream)
+                          ? tb_stream_upstream_error(a->stream)->message : "", NULL);
     }
     else if (res->error == TB_UP_OK) {
         f->io = 1;
@@ -514,24 +526,28 @@ static void note_failure(request_rec *r, const char *account, int attempt,
 
 /* ---- the attempt loop ------------------------------------------------------------------ */
 
-int tb_forward(request_rec *r, const char *path, const char *body,
-               apr_size_t len, const tb_openai_req_t *creq,
+int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
                apr_array_header_t *routes)
 {
     tb_dir_conf_t *dc = tb_conf_dir(r);
     int max_attempts = tb_conf_max_attempts(dc), attempts = 0, idx;
     unsigned char *tried = apr_pcalloc(r->pool, routes->nelts ? routes->nelts : 1);
     const tb_route_t *rt = (const tb_route_t *)routes->elts;
-    apr_bucket_brigade *bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    fwd_t f;
     failures_t fail;
+    tb_ir_error_t conv_err;
+    int conv_failed = 0;
     tb_error_t err;
 
+    memset(&f, 0, sizeof(f));
+    f.r = r;
+    f.client = client;
+    f.info = info;
+    f.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     memset(&fail, 0, sizeof(fail));
     fail.retry_after = -1;
-    if (creq->stream) {
-        /* the same for every account: done once, only the model differs */
+    if (info->stream) {
         apr_table_setn(r->notes, "TOKENBAY_STREAM", "1");
-        body = with_stream_usage(r, body, len, creq->include_usage, &len);
     }
     while (attempts < max_attempts
            && (idx = tb_sched_pick(rt, routes->nelts, tried, tb_random_u32())) >= 0) {
@@ -543,14 +559,23 @@ int tb_forward(request_rec *r, const char *path, const char *body,
         apr_status_t rv;
 
         tried[idx] = 1;
+        if (build_request(&f, &rt[idx], &req, &conv_err) != APR_SUCCESS) {
+            /* this account cannot express the request; another may */
+            conv_failed = 1;
+            ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, TB_LOGNO(46)
+                          "account %s (%s) cannot take this request: %s",
+                          acct->name, acct->protocol,
+                          conv_err.message ? conv_err.message : "conversion failed");
+            continue;
+        }
         ++attempts;
-        build_request(r, &rt[idx], path, body, len, creq, &req);
-        if (!req.body || attempt_init(&a, r, creq, bb, &sink) != APR_SUCCESS) {
+        if (attempt_init(&a, &f, &rt[idx], &sink) != APR_SUCCESS) {
             tb_error_set(&err, HTTP_INTERNAL_SERVER_ERROR, "api_error", NULL,
                          NULL, "The upstream request could not be prepared.");
             return tb_respond_error(r, &err);
         }
         apr_table_setn(r->notes, "TOKENBAY_ACCOUNT", acct->name);
+        apr_table_setn(r->notes, "TOKENBAY_PROTOCOL", acct->protocol);
         apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_MODEL", rt[idx].upstream_model);
         apr_table_setn(r->notes, "TOKENBAY_ATTEMPTS", apr_itoa(r->pool, attempts));
 
@@ -572,7 +597,7 @@ int tb_forward(request_rec *r, const char *path, const char *body,
         if (res.error == TB_UP_OK && !a.streaming && !status_retryable(res.status)) {
             apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_STATUS",
                            apr_itoa(r->pool, res.status));
-            return relay_buffered(r, &a.buf);
+            return answer_buffered(&f, &rt[idx], &a.buf);
         }
         if (res.error == TB_UP_OK && a.streaming) {
             /* the upstream's stream ended without content: maybe an event
@@ -593,6 +618,13 @@ int tb_forward(request_rec *r, const char *path, const char *body,
             return tb_respond_error(r, &err);
         }
         note_failure(r, acct->name, attempts, &a, &res, &fail);
+    }
+    if (!attempts && conv_failed) {
+        /* no account could express it: the request's own limits */
+        apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+        tb_error_set(&err, conv_err.status ? conv_err.status : HTTP_BAD_REQUEST,
+                     conv_err.type, conv_err.code, conv_err.param, conv_err.message);
+        return tb_respond_error(r, &err);
     }
     apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "upstream_error");
     if (!attempts) {

@@ -18,7 +18,8 @@
 #include "mod_tokenbay_respond.h"
 #include "mod_tokenbay_state.h"
 #include "tb_catalog.h"
-#include "tb_proto_openai.h"
+#include "tb_dialect.h"
+#include "tb_openai.h"
 #include "tb_util.h"
 
 /* Like mod_proxy: a URL the gateway serves maps to nothing on disk, so it
@@ -157,14 +158,69 @@ static int catalog_or_error(request_rec *r, const tb_catalog_t **pcat,
     return 1;
 }
 
-static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
+/* Keep the routes whose account can take this request. When none is
+ * left, say why: the request needs what only the client's own provider
+ * can do (400), or no account can serve it now (503). */
+static int eligible_routes(request_rec *r, const tb_dialect_t *client,
+                           const tb_req_info_t *info, apr_array_header_t *routes,
+                           tb_error_t *err)
+{
+    int i, kept = 0, needs = 0;
+
+    for (i = 0; i < routes->nelts; ++i) {
+        tb_route_t *rt = &APR_ARRAY_IDX(routes, i, tb_route_t);
+
+        switch (tb_dialect_fit(client, info, rt->account->dialect, rt->account->caps)) {
+        case TB_FIT_OK:
+            APR_ARRAY_IDX(routes, kept++, tb_route_t) = *rt;
+            break;
+        case TB_FIT_NEEDS:
+            ++needs;
+            break;
+        default:
+            break;
+        }
+    }
+    routes->nelts = kept;
+    if (kept) {
+        return 1;
+    }
+    if (needs && info->op == TB_OP_COMPACT) {
+        tb_error_set(err, HTTP_BAD_REQUEST, "invalid_request_error",
+                     "unsupported_route", NULL, apr_psprintf(r->pool,
+                     "Compaction (/responses/compact) is not available for the "
+                     "model '%s' through this gateway: none of its accounts "
+                     "supports it.", info->model));
+    }
+    else if (needs) {
+        tb_error_set(err, HTTP_BAD_REQUEST, "invalid_request_error",
+                     "unsupported_parameter", info->needs_param,
+                     apr_psprintf(r->pool, "'%s' is not supported for the model "
+                                  "'%s' through this gateway: none of its accounts "
+                                  "keeps server-side state of that kind.",
+                                  info->needs_param ? info->needs_param : "input",
+                                  info->model));
+    }
+    else {
+        tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
+                     "no_available_account", NULL,
+                     "No upstream account can take this request right now.");
+        err->retry_after = 1;
+    }
+    return 0;
+}
+
+/* A model request in any client dialect: read and check the body, resolve
+ * the model, keep the accounts that can serve it, forward. */
+static int handle_generate(request_rec *r, const tb_keyinfo_t *key,
+                           const tb_dialect_t *client, tb_op_t op)
 {
     tb_dir_conf_t *dc = tb_conf_dir(r);
     const tb_catalog_t *cat;
     const tb_model_t *model;
     apr_array_header_t *routes;
-    tb_openai_invalid_t inv;
-    tb_openai_req_t req;
+    tb_req_info_t *info = apr_pcalloc(r->pool, sizeof(*info));
+    tb_ir_error_t inv;
     tb_error_t err;
     char *body;
     apr_size_t len;
@@ -174,22 +230,21 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
         return err.status == AP_FILTER_ERROR ? AP_FILTER_ERROR
                                              : tb_respond_error(r, &err);
     }
-    if (tb_openai_chat_check(r->pool, body, len, &req, &inv) != APR_SUCCESS) {
-        tb_error_set(&err, HTTP_BAD_REQUEST, "invalid_request_error",
-                     inv.malformed ? "invalid_json"
-                     : inv.param ? "invalid_value" : "invalid_body",
+    if (client->check(r->pool, op, body, len, info, &inv) != APR_SUCCESS) {
+        tb_error_set(&err, inv.status ? inv.status : HTTP_BAD_REQUEST,
+                     inv.type ? inv.type : "invalid_request_error", inv.code,
                      inv.param, inv.message);
         return tb_respond_error(r, &err);
     }
     if (!catalog_or_error(r, &cat, &err)) {
         return tb_respond_error(r, &err);
     }
-    model = tb_catalog_resolve(cat, req.model);
+    model = tb_catalog_resolve(cat, info->model);
     if (!model) {
         tb_error_set(&err, HTTP_NOT_FOUND, "invalid_request_error",
                      "model_not_found", "model",
                      apr_psprintf(r->pool, "The model '%s' does not exist or "
-                                  "you do not have access to it.", req.model));
+                                  "you do not have access to it.", info->model));
         return tb_respond_error(r, &err);
     }
     apr_table_setn(r->notes, "TOKENBAY_MODEL", model->id);
@@ -197,7 +252,7 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
         tb_error_set(&err, HTTP_FORBIDDEN, "permission_error",
                      "model_not_allowed", "model",
                      apr_psprintf(r->pool, "This API key may not use the "
-                                  "model '%s'.", req.model));
+                                  "model '%s'.", info->model));
         return tb_respond_error(r, &err);
     }
     tb_catalog_routes(cat, (int)key->group_id, model->id, r->pool, &routes,
@@ -206,10 +261,14 @@ static int handle_chat(request_rec *r, const tb_keyinfo_t *key)
         tb_error_set(&err, HTTP_FORBIDDEN, "permission_error",
                      "model_not_allowed", "model",
                      apr_psprintf(r->pool, "The model '%s' is not available "
-                                  "to this API key's group.", req.model));
+                                  "to this API key's group.", info->model));
         return tb_respond_error(r, &err);
     }
-    return tb_forward(r, "/chat/completions", body, len, &req, routes);
+    if (!eligible_routes(r, client, info, routes, &err)) {
+        apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+        return tb_respond_error(r, &err);
+    }
+    return tb_forward(r, client, info, routes);
 }
 
 static int handle_models(request_rec *r, const tb_keyinfo_t *key)
@@ -237,7 +296,9 @@ static int handle_models(request_rec *r, const tb_keyinfo_t *key)
     return tb_respond_body(r, HTTP_OK, "application/json", body, strlen(body));
 }
 
-typedef enum { ROUTE_NONE, ROUTE_CHAT, ROUTE_MODELS } route_t;
+typedef enum {
+    ROUTE_NONE, ROUTE_CHAT, ROUTE_RESPONSES, ROUTE_COMPACT, ROUTE_MODELS
+} route_t;
 
 /* The route is the tail of the path, so the gateway may be mounted at any
  * prefix (/v1, /openai/v1, ...). */
@@ -249,6 +310,8 @@ static route_t route_of(const request_rec *r, const char **pmethod)
         route_t route;
     } routes[] = {
         { "/chat/completions", "POST", ROUTE_CHAT },
+        { "/responses/compact", "POST", ROUTE_COMPACT },
+        { "/responses", "POST", ROUTE_RESPONSES },
         { "/models", "GET", ROUTE_MODELS },
     };
     apr_size_t ulen = strlen(r->uri), i;
@@ -261,6 +324,16 @@ static route_t route_of(const request_rec *r, const char **pmethod)
         }
     }
     return ROUTE_NONE;
+}
+
+/* Codex's built-in provider first asks for the Responses WebSocket
+ * transport; it falls back to HTTP at once only on 426 (anything else
+ * costs it retries). The gateway does not serve that transport (yet). */
+static int is_websocket_upgrade(const request_rec *r)
+{
+    const char *up = apr_table_get(r->headers_in, "Upgrade");
+
+    return r->method_number == M_GET && up && ap_strcasestr(up, "websocket");
 }
 
 int tb_handler(request_rec *r)
@@ -281,6 +354,17 @@ int tb_handler(request_rec *r)
                                         r->method, ap_escape_html(r->pool, r->uri)));
         return tb_respond_error(r, &err);
     }
+    if (route == ROUTE_RESPONSES && is_websocket_upgrade(r)) {
+        if (tb_auth_check(r, &key, &err) != APR_SUCCESS) {
+            return tb_respond_error(r, &err);
+        }
+        apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+        tb_error_set(&err, HTTP_UPGRADE_REQUIRED, "invalid_request_error",
+                     "websocket_not_supported", NULL,
+                     "This gateway serves the Responses API over HTTP only: use "
+                     "POST with Server-Sent Events.");
+        return tb_respond_error(r, &err);
+    }
     if (strcmp(r->method, method)
         && !(r->method_number == M_GET && r->header_only && !strcmp(method, "GET"))) {
         r->allowed = AP_METHOD_BIT << (strcmp(method, "GET") ? M_POST : M_GET);
@@ -295,7 +379,14 @@ int tb_handler(request_rec *r)
     }
     switch (route) {
     case ROUTE_CHAT:
-        return handle_chat(r, &key);
+        apr_table_setn(r->notes, "TOKENBAY_ROUTE", "chat");
+        return handle_generate(r, &key, &tb_dialect_chat, TB_OP_CHAT);
+    case ROUTE_RESPONSES:
+        apr_table_setn(r->notes, "TOKENBAY_ROUTE", "responses");
+        return handle_generate(r, &key, &tb_dialect_responses, TB_OP_RESPONSES);
+    case ROUTE_COMPACT:
+        apr_table_setn(r->notes, "TOKENBAY_ROUTE", "compact");
+        return handle_generate(r, &key, &tb_dialect_responses, TB_OP_COMPACT);
     case ROUTE_MODELS:
         return handle_models(r, &key);
     default:

@@ -8,6 +8,7 @@
 #include <apr_strings.h>
 
 #include "tb_catalog.h"
+#include "tb_dialect.h"
 
 /* An account's claim to serve a model. */
 typedef struct served_t {
@@ -75,6 +76,11 @@ void tb_catalog_add_account(tb_catalog_t *cat, const tb_account_t *src)
 
     a->name = apr_pstrdup(cat->pool, src->name);
     a->protocol = apr_pstrdup(cat->pool, src->protocol);
+    a->dialect = tb_dialect_find(a->protocol);
+    a->capabilities = src->capabilities ? apr_pstrdup(cat->pool, src->capabilities)
+                                        : NULL;
+    a->caps = a->capabilities ? tb_caps_parse(a->capabilities, NULL, cat->pool)
+            : a->dialect ? a->dialect->default_caps : 0;
     a->credential = apr_pstrdup(cat->pool, src->credential ? src->credential : "");
     /* base URLs are joined with "/chat/completions" etc.: no trailing slash */
     n = strlen(src->base_url);
@@ -156,7 +162,7 @@ void tb_catalog_routes(const tb_catalog_t *cat, int group_id,
             continue;
         }
         ++configured;
-        if (s->account->active) {
+        if (s->account->active && s->account->dialect) {
             r = apr_array_push(active);
             r->account = s->account;
             r->upstream_model = s->upstream_model;
@@ -181,11 +187,25 @@ static int group_reaches(const tb_catalog_t *cat, int group_id,
 
     for (i = 0; arr && i < arr->nelts; ++i) {
         served_t *s = &APR_ARRAY_IDX(arr, i, served_t);
-        if (s->account->active && account_in_group(s->account, group_id)) {
+        if (s->account->active && s->account->dialect
+            && account_in_group(s->account, group_id)) {
             return 1;
         }
     }
     return 0;
+}
+
+void tb_catalog_foreach_account(const tb_catalog_t *cat, apr_pool_t *p,
+                                tb_catalog_account_cb *cb, void *ctx)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(p, cat->accounts); hi; hi = apr_hash_next(hi)) {
+        void *val;
+
+        apr_hash_this(hi, NULL, NULL, &val);
+        cb(ctx, val);
+    }
 }
 
 apr_array_header_t *tb_catalog_models_for_group(const tb_catalog_t *cat,

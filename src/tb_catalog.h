@@ -9,6 +9,8 @@
 #include <apr_tables.h>
 #include <apr_hash.h>
 
+struct tb_dialect_t;
+
 /* The routing catalogue: models, aliases, upstream accounts and who serves
  * what for which group. Built once from the database into its own pool,
  * then read-only and shared by all threads of a process until replaced. */
@@ -17,6 +19,12 @@ typedef struct tb_account_t {
     int id;
     const char *name;            /* operator's name, safe to log */
     const char *protocol;        /* "openai-chat", "openai-responses", ... */
+    const struct tb_dialect_t *dialect; /* that protocol's dialect, NULL
+                                 * when this build cannot speak it (the
+                                 * account is then never scheduled) */
+    const char *capabilities;    /* as configured: NULL for the dialect's
+                                 * defaults, else a comma separated list */
+    unsigned caps;               /* TB_CAP_* in effect */
     const char *base_url;        /* without trailing slash */
     const char *credential;      /* secret: never log */
     int priority;                /* higher tier first */
@@ -66,11 +74,17 @@ const tb_model_t *tb_catalog_resolve(const tb_catalog_t *cat,
                                      const char *name);
 
 /* The routes for (group, model). *pactive receives the active accounts
- * (allocated in p); *pconfigured the number of accounts of the group that
- * serve the model whatever their status. */
+ * whose protocol this build speaks (allocated in p); *pconfigured the
+ * number of accounts of the group that serve the model whatever their
+ * status. */
 void tb_catalog_routes(const tb_catalog_t *cat, int group_id,
                        const char *model_id, apr_pool_t *p,
                        apr_array_header_t **pactive, int *pconfigured);
+
+/* Every account, in no particular order. */
+typedef void tb_catalog_account_cb(void *ctx, const tb_account_t *acct);
+void tb_catalog_foreach_account(const tb_catalog_t *cat, apr_pool_t *p,
+                                tb_catalog_account_cb *cb, void *ctx);
 
 /* All ids (canonical and aliases) the group can reach through an active
  * account, sorted by id: tb_model_entry_t elements in p. */

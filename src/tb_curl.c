@@ -22,6 +22,9 @@
 
 typedef struct xfer_t {
     CURL *easy;
+    const apr_array_header_t *iov;   /* the body in pieces, or NULL */
+    int iov_at;                      /* the piece being sent */
+    apr_size_t iov_off;              /* bytes of it already sent */
     const tb_http_sink_t *sink;
     tb_http_result_t *res;
     apr_pool_t *pool;
@@ -94,6 +97,55 @@ static size_t write_cb(char *buf, size_t size, size_t n, void *data)
         return 0;   /* makes curl fail the transfer with CURLE_WRITE_ERROR */
     }
     return len;
+}
+
+/* The body in pieces, as curl asks for it: no copy of the whole. */
+static size_t read_cb(char *buf, size_t size, size_t n, void *data)
+{
+    xfer_t *x = data;
+    size_t room = size * n, done = 0;
+
+    while (room && x->iov && x->iov_at < x->iov->nelts) {
+        const tb_iovec_t *v = &APR_ARRAY_IDX(x->iov, x->iov_at, tb_iovec_t);
+        size_t k = v->len - x->iov_off;
+
+        if (k > room) {
+            k = room;
+        }
+        memcpy(buf + done, v->base + x->iov_off, k);
+        done += k;
+        room -= k;
+        x->iov_off += k;
+        if (x->iov_off == v->len) {
+            ++x->iov_at;
+            x->iov_off = 0;
+        }
+    }
+    return done;
+}
+
+/* NB: curl rewinds the body when it resends a request on a kept-alive
+ * connection the upstream had closed: without this, such a retry fails. */
+static int seek_cb(void *data, curl_off_t offset, int origin)
+{
+    xfer_t *x = data;
+    curl_off_t left = offset;
+
+    if (origin != SEEK_SET || offset < 0 || !x->iov) {
+        return CURL_SEEKFUNC_CANTSEEK;
+    }
+    x->iov_at = 0;
+    x->iov_off = 0;
+    while (x->iov_at < x->iov->nelts) {
+        const tb_iovec_t *v = &APR_ARRAY_IDX(x->iov, x->iov_at, tb_iovec_t);
+        if ((curl_off_t)v->len > left) {
+            x->iov_off = (apr_size_t)left;
+            return CURL_SEEKFUNC_OK;
+        }
+        left -= (curl_off_t)v->len;
+        ++x->iov_at;
+    }
+    return left == 0 ? CURL_SEEKFUNC_OK : CURL_SEEKFUNC_FAIL;
 }
 
 static tb_up_error_t classify(CURLcode cc)
@@ -214,6 +266,8 @@ static handles_t *handles_acquire(tb_curl_pool_t *cp)
     curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, write_cb);
+    curl_easy_setopt(h->easy, CURLOPT_READFUNCTION, read_cb);
+    curl_easy_setopt(h->easy, CURLOPT_SEEKFUNCTION, seek_cb);
     curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -319,7 +373,21 @@ apr_status_t tb_curl_perform(tb_curl_pool_t *cpool,
                      (long)apr_time_as_msec(req->connect_timeout));
     curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS,
                      req->timeout > 0 ? (long)apr_time_as_msec(req->timeout) : 0L);
-    if (!strcmp(req->method, "POST")) {
+    curl_easy_setopt(h->easy, CURLOPT_READDATA, &x);
+    curl_easy_setopt(h->easy, CURLOPT_SEEKDATA, &x);
+    if (!strcmp(req->method, "POST") && req->body_iov) {
+        curl_off_t total = 0;
+        int i;
+
+        for (i = 0; i < req->body_iov->nelts; ++i) {
+            total += (curl_off_t)APR_ARRAY_IDX(req->body_iov, i, tb_iovec_t).len;
+        }
+        x.iov = req->body_iov;
+        curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, total);
+    }
+    else if (!strcmp(req->method, "POST")) {
         curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -409,6 +477,8 @@ leave:
         curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, NULL);
         curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, NULL);
         curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(h->easy, CURLOPT_READDATA, NULL);
+        curl_easy_setopt(h->easy, CURLOPT_SEEKDATA, NULL);
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
         handles_release(cpool, h);
     }

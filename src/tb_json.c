@@ -210,7 +210,7 @@ apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
     return APR_EINVAL;
 }
 
-/* ---- validation without a tree ---------------------------------------------- */
+/* ---- one pass: validation and an index of the first levels ---------------------- */
 
 #define MAX_DEPTH 512
 
@@ -218,6 +218,11 @@ typedef struct val_t {
     const unsigned char *b;
     apr_size_t len, i;
     const char *what;
+    /* the index: NULL when only validating */
+    tb_jdoc_t *doc;
+    apr_pool_t *pool;
+    int max_depth;
+    int escaped;              /* the last string had a backslash */
 } val_t;
 
 static int v_fail(val_t *v, const char *what)
@@ -292,12 +297,48 @@ static int v_utf8(val_t *v)
     return 1;
 }
 
+/* Eight bytes at a time: does the word hold a byte that needs a closer
+ * look (a quote, a backslash, a control character or a non-ASCII byte)?
+ * Exact for "any byte", which is all the fast path needs. NB: this loop is
+ * where a large body spends its time; byte by byte it was most of the
+ * gateway's CPU on agent-sized requests. */
+#define ONES  APR_UINT64_C(0x0101010101010101)
+#define HIGHS APR_UINT64_C(0x8080808080808080)
+
+static APR_INLINE int word_is_plain(apr_uint64_t w)
+{
+    apr_uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\');
+    apr_uint64_t special = ((q - ONES) & ~q)            /* a quote */
+                         | ((bs - ONES) & ~bs)          /* a backslash */
+                         | ((w - ONES * 0x20) & ~w)     /* below 0x20 */
+                         | w;                           /* non-ASCII */
+
+    return !(special & HIGHS);
+}
+
 static int v_string(val_t *v)
 {
-    ++v->i;   /* the opening quote */
-    while (v->i < v->len) {
-        unsigned char c = v->b[v->i];
+    const unsigned char *b = v->b;
+    apr_size_t len = v->len;
 
+    v->escaped = 0;
+    ++v->i;   /* the opening quote */
+    while (v->i < len) {
+        unsigned char c;
+
+        while (v->i + 8 <= len) {
+            apr_uint64_t w;
+
+            memcpy(&w, b + v->i, 8);
+            if (!word_is_plain(w)) {
+                break;
+            }
+            v->i += 8;
+        }
+        if (v->i >= len) {
+            break;
+        }
+        c = b[v->i];
         if (c == '"') {
             ++v->i;
             return 1;
@@ -308,10 +349,11 @@ static int v_string(val_t *v)
         if (c == '\\') {
             unsigned cp;
 
-            if (++v->i >= v->len) {
+            v->escaped = 1;
+            if (++v->i >= len) {
                 break;
             }
-            c = v->b[v->i++];
+            c = b[v->i++];
             if (c == 'u') {
                 if (!v_hex4(v, &cp)) {
                     return 0;
@@ -319,8 +361,7 @@ static int v_string(val_t *v)
                 if (cp >= 0xD800 && cp <= 0xDBFF) {
                     /* a high surrogate must pair with a low one */
                     unsigned lo;
-                    if (v->i + 2 > v->len || v->b[v->i] != '\\'
-                        || v->b[v->i + 1] != 'u') {
+                    if (v->i + 2 > len || b[v->i] != '\\' || b[v->i + 1] != 'u') {
                         return v_fail(v, "unpaired surrogate");
                     }
                     v->i += 2;
@@ -340,7 +381,10 @@ static int v_string(val_t *v)
             }
             continue;
         }
-        if (!v_utf8(v)) {
+        if (c < 0x80) {
+            ++v->i;
+        }
+        else if (!v_utf8(v)) {
             return 0;
         }
     }
@@ -397,90 +441,256 @@ static int v_literal(val_t *v, const char *lit)
     return 1;
 }
 
-static int v_value(val_t *v, int depth)
+/* A new node of the index (its span is completed by the caller). Indexes,
+ * not pointers: the array grows while children are parsed. */
+static int node_new(val_t *v, int parent, int *plast)
 {
-    v_ws(v);
-    if (v->i >= v->len) {
-        return v_fail(v, "unexpected end of input");
-    }
-    switch (v->b[v->i]) {
-    case '"':
-        return v_string(v);
-    case 't':
-        return v_literal(v, "true");
-    case 'f':
-        return v_literal(v, "false");
-    case 'n':
-        return v_literal(v, "null");
-    case '{':
-    case '[': {
-        int obj = v->b[v->i] == '{';
-        char close = obj ? '}' : ']';
+    tb_jdoc_t *d = v->doc;
+    tb_jnode_t *n;
+    int idx;
 
-        if (depth >= MAX_DEPTH) {
-            return v_fail(v, "nested too deeply");
+    if (d->nnodes == d->cap) {
+        int cap = d->cap ? d->cap * 2 : 64;
+        tb_jnode_t *nodes = apr_palloc(v->pool, cap * sizeof(*nodes));
+
+        if (d->nnodes) {
+            memcpy(nodes, d->nodes, d->nnodes * sizeof(*nodes));
         }
+        d->nodes = nodes;
+        d->cap = cap;
+    }
+    idx = d->nnodes++;
+    n = &d->nodes[idx];
+    memset(n, 0, sizeof(*n));
+    n->child = n->next = -1;
+    if (parent >= 0) {
+        if (*plast >= 0) {
+            d->nodes[*plast].next = idx;
+        }
+        else {
+            d->nodes[parent].child = idx;
+        }
+        *plast = idx;
+        ++d->nodes[parent].nchild;
+    }
+    return idx;
+}
+
+static int v_value(val_t *v, int depth, int self);
+
+/* A member name: recorded for the index (unescaped when it had escapes). */
+static int v_key(val_t *v, int node)
+{
+    apr_size_t start = v->i;
+
+    if (!v_string(v)) {
+        return 0;
+    }
+    if (node >= 0) {
+        tb_jnode_t *n = &v->doc->nodes[node];
+
+        if (v->escaped) {
+            const char *k = tb_json_string_value(v->pool, (const char *)v->b + start,
+                                                 v->i - start);
+            n->key = k ? k : "";
+            n->key_len = strlen(n->key);
+        }
+        else {
+            n->key = (const char *)v->b + start + 1;
+            n->key_len = v->i - start - 2;
+        }
+    }
+    return 1;
+}
+
+/* A container's members or elements; children are indexed while depth
+ * stays within the document's limit. */
+static int v_container(val_t *v, int depth, int self)
+{
+    int obj = v->b[v->i] == '{';
+    char close = obj ? '}' : ']';
+    int record = v->doc && self >= 0 && depth < v->max_depth;
+    int last = -1;
+
+    if (depth >= MAX_DEPTH) {
+        return v_fail(v, "nested too deeply");
+    }
+    ++v->i;
+    v_ws(v);
+    if (v->i < v->len && v->b[v->i] == close) {
         ++v->i;
+        return 1;
+    }
+    for (;;) {
+        int child = record ? node_new(v, self, &last) : -1;
+
+        if (obj) {
+            v_ws(v);
+            if (v->i >= v->len || v->b[v->i] != '"') {
+                return v_fail(v, "expected a member name");
+            }
+            if (!v_key(v, child)) {
+                return 0;
+            }
+            v_ws(v);
+            if (v->i >= v->len || v->b[v->i] != ':') {
+                return v_fail(v, "expected ':'");
+            }
+            ++v->i;
+        }
+        if (!v_value(v, depth + 1, child)) {
+            return 0;
+        }
         v_ws(v);
+        if (v->i < v->len && v->b[v->i] == ',') {
+            ++v->i;
+            continue;
+        }
         if (v->i < v->len && v->b[v->i] == close) {
             ++v->i;
             return 1;
         }
-        for (;;) {
-            if (obj) {
-                v_ws(v);
-                if (v->i >= v->len || v->b[v->i] != '"') {
-                    return v_fail(v, "expected a member name");
-                }
-                if (!v_string(v)) {
-                    return 0;
-                }
-                v_ws(v);
-                if (v->i >= v->len || v->b[v->i] != ':') {
-                    return v_fail(v, "expected ':'");
-                }
-                ++v->i;
-            }
-            if (!v_value(v, depth + 1)) {
-                return 0;
-            }
-            v_ws(v);
-            if (v->i < v->len && v->b[v->i] == ',') {
-                ++v->i;
-                continue;
-            }
-            if (v->i < v->len && v->b[v->i] == close) {
-                ++v->i;
-                return 1;
-            }
-            return v_fail(v, obj ? "expected ',' or '}'" : "expected ',' or ']'");
-        }
+        return v_fail(v, obj ? "expected ',' or '}'" : "expected ',' or ']'");
     }
+}
+
+/* One value; `self` is its node in the index, or -1. */
+static int v_value(val_t *v, int depth, int self)
+{
+    apr_size_t start;
+    int ok;
+    char type;
+
+    v_ws(v);
+    if (v->i >= v->len) {
+        return v_fail(v, "unexpected end of input");
+    }
+    start = v->i;
+    type = (char)v->b[v->i];
+    v->escaped = 0;
+    switch (type) {
+    case '"':
+        ok = v_string(v);
+        break;
+    case 't':
+        ok = v_literal(v, "true");
+        break;
+    case 'f':
+        ok = v_literal(v, "false");
+        break;
+    case 'n':
+        ok = v_literal(v, "null");
+        break;
+    case '{':
+    case '[':
+        ok = v_container(v, depth, self);
+        break;
     default:
-        if (v->b[v->i] == '-' || (v->b[v->i] >= '0' && v->b[v->i] <= '9')) {
-            return v_number(v);
+        if (type == '-' || (type >= '0' && type <= '9')) {
+            ok = v_number(v);
+            type = '0';
+            break;
         }
         return v_fail(v, "unexpected character");
     }
+    if (ok && self >= 0) {
+        tb_jnode_t *n = &v->doc->nodes[self];
+
+        n->start = start;
+        n->len = v->i - start;
+        n->type = type;
+        n->escaped = type == '"' && v->escaped;
+    }
+    return ok;
+}
+
+static apr_status_t scan(val_t *v, apr_pool_t *p, const char **perr)
+{
+    int root = -1, none = -1;
+
+    if (v->doc) {
+        root = node_new(v, -1, &none);
+    }
+    if (v_value(v, 0, root)) {
+        v_ws(v);
+        if (v->i == v->len) {
+            return APR_SUCCESS;
+        }
+        v->what = "unexpected data after the value";
+    }
+    if (perr) {
+        *perr = apr_psprintf(p, "%s at byte %" APR_SIZE_T_FMT,
+                             v->what ? v->what : "invalid JSON", v->i);
+    }
+    return APR_EINVAL;
 }
 
 apr_status_t tb_json_validate(apr_pool_t *p, const char *buf, apr_size_t len,
                               const char **perr)
 {
-    val_t v = { (const unsigned char *)buf, len, 0, NULL };
+    val_t v;
 
-    if (v_value(&v, 0)) {
-        v_ws(&v);
-        if (v.i == len) {
-            return APR_SUCCESS;
+    memset(&v, 0, sizeof(v));
+    v.b = (const unsigned char *)buf;
+    v.len = len;
+    return scan(&v, p, perr);
+}
+
+apr_status_t tb_json_scan(tb_jdoc_t *doc, apr_pool_t *p, const char *buf,
+                          apr_size_t len, int max_depth, const char **perr)
+{
+    val_t v;
+
+    memset(doc, 0, sizeof(*doc));
+    doc->buf = buf;
+    doc->len = len;
+    memset(&v, 0, sizeof(v));
+    v.b = (const unsigned char *)buf;
+    v.len = len;
+    v.doc = doc;
+    v.pool = p;
+    v.max_depth = max_depth;
+    return scan(&v, p, perr);
+}
+
+int tb_jdoc_member(const tb_jdoc_t *d, int obj, const char *key)
+{
+    apr_size_t klen = strlen(key);
+    int i, found = -1;
+
+    if (obj < 0 || obj >= d->nnodes || d->nodes[obj].type != '{') {
+        return -1;
+    }
+    /* NB: the last of duplicate names wins, as in jansson and upstreams */
+    for (i = d->nodes[obj].child; i >= 0; i = d->nodes[i].next) {
+        const tb_jnode_t *n = &d->nodes[i];
+        if (n->key_len == klen && !memcmp(n->key, key, klen)) {
+            found = i;
         }
-        v.what = "unexpected data after the value";
     }
-    if (perr) {
-        *perr = apr_psprintf(p, "%s at byte %" APR_SIZE_T_FMT,
-                             v.what ? v.what : "invalid JSON", v.i);
+    return found;
+}
+
+const char *tb_jdoc_string(const tb_jdoc_t *d, int node, apr_pool_t *p)
+{
+    const tb_jnode_t *n;
+
+    if (node < 0 || node >= d->nnodes || d->nodes[node].type != '"') {
+        return NULL;
     }
-    return APR_EINVAL;
+    n = &d->nodes[node];
+    if (!n->escaped) {
+        return apr_pstrmemdup(p, d->buf + n->start + 1, n->len - 2);
+    }
+    return tb_json_string_value(p, d->buf + n->start, n->len);
+}
+
+int tb_jdoc_is(const tb_jdoc_t *d, int node, const char *literal)
+{
+    apr_size_t n = strlen(literal);
+
+    return node >= 0 && node < d->nnodes && d->nodes[node].len == n
+        && !memcmp(d->buf + d->nodes[node].start, literal, n);
 }
 
 apr_status_t tb_json_array_next(const char *buf, apr_size_t len,

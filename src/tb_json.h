@@ -40,6 +40,42 @@ apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
 apr_status_t tb_json_validate(apr_pool_t *p, const char *buf, apr_size_t len,
                               const char **perr);
 
+/* One pass over a client's body: validates it exactly as tb_json_validate
+ * does and, in the same pass, indexes the values of the first `max_depth`
+ * levels (0: the root alone; 1: the root's members; 3: e.g.
+ * messages[i].role), so that later steps look members up in the index
+ * instead of scanning the text again. Spans point into `buf`. */
+typedef struct tb_jnode_t {
+    const char *key;          /* member name (unescaped); NULL otherwise */
+    apr_size_t key_len;
+    apr_size_t start, len;    /* the value's bytes in the document */
+    int child;                /* first indexed child, -1 for none */
+    int next;                 /* next sibling, -1 for the last */
+    int nchild;               /* indexed children */
+    char type;                /* '{' '[' '"' 't' 'f' 'n', '0' for numbers */
+    char escaped;             /* a string value with backslash escapes */
+} tb_jnode_t;
+
+typedef struct tb_jdoc_t {
+    const char *buf;
+    apr_size_t len;
+    tb_jnode_t *nodes;        /* nodes[0] is the root */
+    int nnodes, cap;
+} tb_jdoc_t;
+
+apr_status_t tb_json_scan(tb_jdoc_t *doc, apr_pool_t *p, const char *buf,
+                          apr_size_t len, int max_depth, const char **perr);
+
+/* The node of member `key` of object node `obj` (the last of duplicates,
+ * as jansson keeps), or -1. */
+int tb_jdoc_member(const tb_jdoc_t *d, int obj, const char *key);
+
+/* A string node's value (unescaped, in p), or NULL when not a string. */
+const char *tb_jdoc_string(const tb_jdoc_t *d, int node, apr_pool_t *p);
+
+/* Is the node exactly this literal ("true", "null", ...)? */
+int tb_jdoc_is(const tb_jdoc_t *d, int node, const char *literal);
+
 /* Iterate the elements of a raw JSON array text (already validated):
  * start with *ppos = 0; each APR_SUCCESS gives an element's span;
  * APR_EOF after the last one. */

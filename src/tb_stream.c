@@ -5,29 +5,36 @@
 #include <string.h>
 
 #include <apr_strings.h>
-#include <jansson.h>
 
-#include "tb_json.h"
 #include "tb_sse.h"
 #include "tb_stream.h"
+
+/* What the IR events of one upstream event amounted to. */
+#define F_CONTENT 0x01u   /* real content: commits the stream */
+#define F_USAGE   0x02u   /* a usage snapshot */
+#define F_OTHER   0x04u   /* anything else the IR knows */
+#define F_ERROR   0x08u   /* an upstream error */
+#define F_END     0x10u   /* the upstream's stream is complete */
 
 struct tb_stream_t {
     apr_pool_t *pool;
     apr_pool_t *iterp;        /* per-feed scratch, cleared after each feed */
     tb_stream_opts_t opts;
     tb_stream_out_t out;
+    int passthrough;          /* same dialect: the upstream's bytes go on */
     tb_sse_parser_t *sse;
+    void *dec, *enc;
     tb_stream_state_t state;
     char *held;               /* client events held back before the commit */
     apr_size_t held_len;
-    tb_usage_t usage;
-    int saw_done;             /* upstream sent [DONE] */
-    int saw_finish;           /* some choice carried a finish_reason */
+    tb_buf_t ev_out;          /* the client bytes of the current event */
+    unsigned flags;           /* of the current upstream event */
+    tb_ir_usage_t usage;
+    int saw_finish;           /* the answer is complete (a finish) */
+    int failed;               /* an error was passed on after the commit */
     apr_time_t committed_at;
-    const char *upstream_error;
+    tb_ir_error_t *upstream_error;
 };
-
-static const char DONE_EVENT[] = "data: [DONE]\n\n";
 
 apr_status_t tb_stream_create(tb_stream_t **pstream, apr_pool_t *p,
                               const tb_stream_opts_t *opts,
@@ -43,17 +50,24 @@ apr_status_t tb_stream_create(tb_stream_t **pstream, apr_pool_t *p,
     s->pool = p;
     s->opts = *opts;
     s->out = *out;
+    s->passthrough = opts->client == opts->upstream;
     s->sse = tb_sse_parser_create(p, opts->max_event);
     s->held = apr_palloc(p, opts->max_held + 1);
-    tb_usage_init(&s->usage);
+    s->dec = opts->upstream->decoder_create(p);
+    s->enc = opts->client->encoder_create(p, s->passthrough ? NULL : opts->req,
+                                          opts->client_wants_usage);
+    tb_ir_usage_init(&s->usage);
     *pstream = s;
     return APR_SUCCESS;
 }
 
 tb_stream_state_t tb_stream_state(const tb_stream_t *s) { return s->state; }
-const tb_usage_t *tb_stream_usage(const tb_stream_t *s) { return &s->usage; }
+const tb_ir_usage_t *tb_stream_usage(const tb_stream_t *s) { return &s->usage; }
 apr_time_t tb_stream_committed_at(const tb_stream_t *s) { return s->committed_at; }
-const char *tb_stream_upstream_error(const tb_stream_t *s) { return s->upstream_error; }
+const tb_ir_error_t *tb_stream_upstream_error(const tb_stream_t *s)
+{
+    return s->upstream_error;
+}
 
 /* ---- writing to the client ----------------------------------------------------- */
 
@@ -66,188 +80,181 @@ static apr_status_t commit(tb_stream_t *s)
     return rv;
 }
 
-/* Send `line` (may be NULL), preceded by whatever was held back. */
-static apr_status_t emit(tb_stream_t *s, const char *line, apr_size_t len)
+/* Send `buf` (may be empty), preceded by whatever was held back. */
+static apr_status_t emit(tb_stream_t *s, const char *buf, apr_size_t len)
 {
     if (s->held_len) {
         char *all = apr_palloc(s->iterp, s->held_len + len);
 
         memcpy(all, s->held, s->held_len);
         if (len) {
-            memcpy(all + s->held_len, line, len);
+            memcpy(all + s->held_len, buf, len);
         }
         len += s->held_len;
-        line = all;
+        buf = all;
         s->held_len = 0;
     }
-    return len ? s->out.write(s->out.ctx, line, len) : APR_SUCCESS;
+    return len ? s->out.write(s->out.ctx, buf, len) : APR_SUCCESS;
 }
 
-/* Before the commit: keep the event for later, or commit when the prelude
- * grows beyond what we are willing to hold. */
-static apr_status_t hold(tb_stream_t *s, const char *line, apr_size_t len)
+/* Before the commit: keep the bytes for later, or commit when the
+ * prelude grows beyond what we are willing to hold. */
+static apr_status_t hold(tb_stream_t *s, const char *buf, apr_size_t len)
 {
     apr_status_t rv;
 
     if (s->held_len + len <= s->opts.max_held) {
-        memcpy(s->held + s->held_len, line, len);
+        memcpy(s->held + s->held_len, buf, len);
         s->held_len += len;
         return APR_SUCCESS;
     }
     if ((rv = commit(s)) != APR_SUCCESS) {
         return rv;
     }
-    return emit(s, line, len);
+    return emit(s, buf, len);
 }
 
-static apr_status_t error_chunk(tb_stream_t *s, const char *message,
-                                const char *code)
-{
-    const char *body = tb_json_error_body(s->iterp, message, "api_error", NULL,
-                                          code);
-    const char *line = apr_pstrcat(s->iterp, "data: ", body, "\n\n", NULL);
+/* ---- the IR events of one upstream event ------------------------------------------ */
 
-    return emit(s, line, strlen(line));
+/* Is it content? The one definition, for every dialect. */
+static int is_content(const tb_ir_ev_t *ev)
+{
+    switch (ev->kind) {
+    case TB_EV_DELTA:
+        return ev->text_len > 0;
+    case TB_EV_BLOCK_START:
+        return ev->bkind == TB_BLOCK_TOOL_CALL;
+    case TB_EV_BLOCK_STOP:
+        /* opaque reasoning is output a client keeps and sends back */
+        return ev->encrypted != NULL || (ev->text && ev->text_len);
+    case TB_EV_FINISH:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
-/* ---- the OpenAI Chat Completions dialect (pass-through) ------------------------- */
-
-static int nonempty_string(const json_t *v)
+static apr_status_t on_ir(void *ctx, const tb_ir_ev_t *ev)
 {
-    return json_is_string(v) && json_string_length(v) > 0;
-}
+    tb_stream_t *s = ctx;
 
-/* Real content: text, a refusal, reasoning, tool calls, or a finish. A
- * role-only or empty delta is not content. */
-static int chat_chunk_has_content(tb_stream_t *s, const json_t *chunk)
-{
-    const json_t *choices = json_object_get(chunk, "choices"), *c;
-    size_t i;
-    int content = 0;
-
-    json_array_foreach(choices, i, c) {
-        const json_t *d = json_object_get(c, "delta");
-        const json_t *fr = json_object_get(c, "finish_reason");
-
-        if (fr && !json_is_null(fr)) {
-            s->saw_finish = 1;
-            content = 1;
+    switch (ev->kind) {
+    case TB_EV_USAGE:
+        tb_ir_usage_merge(&s->usage, ev->usage);
+        s->flags |= F_USAGE;
+        break;
+    case TB_EV_ERROR:
+        s->flags |= F_ERROR;
+        if (s->state == TB_STREAM_OPEN) {
+            /* kept for the log and the failover; never encoded */
+            s->upstream_error = apr_pmemdup(s->pool, ev->error, sizeof(*ev->error));
+            s->upstream_error->message = apr_pstrdup(s->pool, ev->error->message);
+            s->upstream_error->code = apr_pstrdup(s->pool, ev->error->code);
+            s->upstream_error->type = apr_pstrdup(s->pool, ev->error->type);
+            s->upstream_error->param = NULL;
+            return APR_SUCCESS;
         }
-        if (nonempty_string(json_object_get(d, "content"))
-            || nonempty_string(json_object_get(d, "refusal"))
-            || nonempty_string(json_object_get(d, "reasoning_content"))
-            || nonempty_string(json_object_get(d, "reasoning"))
-            || json_array_size(json_object_get(d, "tool_calls")) > 0
-            || json_is_object(json_object_get(d, "function_call"))) {
-            content = 1;
-        }
+        break;
+    case TB_EV_END:
+        s->flags |= F_END;
+        break;
+    case TB_EV_MARK:
+        break;
+    case TB_EV_FINISH:
+        s->saw_finish = 1;
+        /* fall through */
+    default:
+        s->flags |= is_content(ev) ? F_CONTENT : F_OTHER;
+        break;
     }
-    return content;
+    /* the fast path: the client's encoder only observes (ids, numbering)
+     * for what the gateway may have to add itself */
+    return s->opts.client->encode(s->enc, s->iterp, ev,
+                                  s->passthrough ? NULL : &s->ev_out);
 }
 
-/* A short, loggable message from an upstream error payload: the error
- * object's message, the payload's own message, or its text. */
-static const char *error_message_of(apr_pool_t *p, const json_t *chunk,
-                                    const tb_sse_event_t *ev)
+/* The upstream's event as it came: event, id and data fields, the data
+ * split in lines again. */
+static apr_status_t raw_event(tb_stream_t *s, const tb_sse_event_t *ev)
 {
-    const json_t *err = json_object_get(chunk, "error");
-    const json_t *m = json_is_object(err) ? json_object_get(err, "message") : err;
-
-    if (!json_is_string(m)) {
-        m = json_object_get(chunk, "message");
-    }
-    if (json_is_string(m)) {
-        return apr_pstrdup(p, json_string_value(m));
-    }
-    if (!chunk && ev->data_len) {
-        return apr_pstrmemdup(p, ev->data, ev->data_len > 200 ? 200 : ev->data_len);
-    }
-    return "upstream error event";
-}
-
-/* "data: " + the event's data + blank line, by length: data may hold NULs. */
-static const char *data_line(apr_pool_t *p, const tb_sse_event_t *ev,
-                             apr_size_t *plen)
-{
-    char *line = apr_palloc(p, ev->data_len + 9);
-
-    memcpy(line, "data: ", 6);
-    memcpy(line + 6, ev->data, ev->data_len);
-    memcpy(line + 6 + ev->data_len, "\n\n", 3);
-    *plen = ev->data_len + 8;
-    return line;
-}
-
-static apr_status_t chat_event(tb_stream_t *s, const tb_sse_event_t *ev)
-{
-    const char *line;
-    apr_size_t len;
-    json_t *chunk;
-    const json_t *err;
     apr_status_t rv;
-    int content, usage_only;
+
+    if (ev->id) {
+        apr_size_t n = strlen(ev->id);
+
+        if (ev->event) {
+            tb_buf_append(&s->ev_out, s->iterp, "event: ", 7, s->opts.max_event * 2);
+            tb_buf_append(&s->ev_out, s->iterp, ev->event, strlen(ev->event),
+                          s->opts.max_event * 2);
+            tb_buf_append(&s->ev_out, s->iterp, "\n", 1, s->opts.max_event * 2);
+        }
+        tb_buf_append(&s->ev_out, s->iterp, "id: ", 4, s->opts.max_event * 2);
+        tb_buf_append(&s->ev_out, s->iterp, ev->id, n, s->opts.max_event * 2);
+        tb_buf_append(&s->ev_out, s->iterp, "\n", 1, s->opts.max_event * 2);
+        rv = tb_sse_write(&s->ev_out, s->iterp, NULL, ev->data, ev->data_len);
+    }
+    else {
+        rv = tb_sse_write(&s->ev_out, s->iterp, ev->event, ev->data, ev->data_len);
+    }
+    return rv;
+}
+
+static apr_status_t on_sse(void *ctx, const tb_sse_event_t *ev)
+{
+    tb_stream_t *s = ctx;
+    apr_status_t rv;
 
     if (s->state >= TB_STREAM_COMPLETE) {
         return APR_SUCCESS;   /* nothing after the end counts */
     }
     if (ev->kind == TB_SSE_COMMENT) {
         /* keepalives are not content; once streaming, pass them on */
+        const char *line;
+
         if (s->state != TB_STREAM_COMMITTED) {
             return APR_SUCCESS;
         }
         line = apr_pstrcat(s->iterp, ":", ev->data, "\n\n", NULL);
         return emit(s, line, strlen(line));
     }
-    if (ev->data_len == 6 && !memcmp(ev->data, "[DONE]", 6)) {
-        if (s->state != TB_STREAM_COMMITTED) {
-            return TB_STREAM_E_EMPTY;
-        }
-        s->saw_done = 1;
-        s->state = TB_STREAM_COMPLETE;
-        return emit(s, DONE_EVENT, sizeof(DONE_EVENT) - 1);
-    }
-    line = data_line(s->iterp, ev, &len);
-    if (tb_json_parse(&chunk, s->iterp, ev->data, ev->data_len, NULL)
-        != APR_SUCCESS || !json_is_object(chunk)) {
-        chunk = NULL;
-    }
-    err = json_object_get(chunk, "error");
-    if ((err && !json_is_null(err)) || (ev->event && !strcmp(ev->event, "error"))) {
-        if (s->state != TB_STREAM_COMMITTED) {
-            s->upstream_error = error_message_of(s->pool, chunk, ev);
-            return TB_STREAM_E_UPSTREAM;
-        }
-        /* passed on: an OpenAI error payload makes the client's SDK raise */
-        s->state = TB_STREAM_INTERRUPTED;
-        return emit(s, line, len);
-    }
-    if (!chunk) {
-        /* not JSON: not content; relayed as is once streaming */
-        return s->state == TB_STREAM_COMMITTED ? emit(s, line, len) : APR_SUCCESS;
-    }
-    tb_openai_usage_read(chunk, &s->usage);
-    content = chat_chunk_has_content(s, chunk);
-    usage_only = json_is_array(json_object_get(chunk, "choices"))
-        && json_array_size(json_object_get(chunk, "choices")) == 0
-        && json_is_object(json_object_get(chunk, "usage"));
-    if (usage_only && !s->opts.client_wants_usage) {
-        return APR_SUCCESS;   /* asked for by the gateway, not the client */
-    }
-    if (s->state == TB_STREAM_COMMITTED) {
-        return emit(s, line, len);
-    }
-    if (!content) {
-        return hold(s, line, len);
-    }
-    if ((rv = commit(s)) != APR_SUCCESS) {
+    s->flags = 0;
+    tb_buf_clear(&s->ev_out);
+    s->ev_out.data = NULL;
+    s->ev_out.cap = 0;
+    if ((rv = s->opts.upstream->decode(s->dec, s->iterp, ev, on_ir, s)) != APR_SUCCESS) {
         return rv;
     }
-    return emit(s, line, len);
-}
-
-static apr_status_t on_sse(void *ctx, const tb_sse_event_t *ev)
-{
-    return chat_event(ctx, ev);
+    if ((s->flags & F_ERROR) && s->state == TB_STREAM_OPEN) {
+        return TB_STREAM_E_UPSTREAM;
+    }
+    if (s->passthrough
+        && !(s->flags == F_USAGE && !s->opts.client_wants_usage)) {
+        /* NB: a usage-only event the gateway asked for, not the client,
+         * is not passed on */
+        if ((rv = raw_event(s, ev)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    if (s->state == TB_STREAM_OPEN) {
+        if (s->flags & F_CONTENT) {
+            if ((rv = commit(s)) != APR_SUCCESS) {
+                return rv;
+            }
+        }
+        else if (s->flags & F_END) {
+            return TB_STREAM_E_EMPTY;
+        }
+        else {
+            return hold(s, s->ev_out.data ? s->ev_out.data : "", s->ev_out.len);
+        }
+    }
+    if (s->flags & F_ERROR) {
+        s->failed = 1;
+    }
+    if (s->flags & F_END) {
+        s->state = s->failed ? TB_STREAM_INTERRUPTED : TB_STREAM_COMPLETE;
+    }
+    return emit(s, s->ev_out.data ? s->ev_out.data : "", s->ev_out.len);
 }
 
 apr_status_t tb_stream_feed(tb_stream_t *s, const char *buf, apr_size_t len)
@@ -256,6 +263,24 @@ apr_status_t tb_stream_feed(tb_stream_t *s, const char *buf, apr_size_t len)
 
     apr_pool_clear(s->iterp);
     return rv;
+}
+
+/* The end of the client's stream, written by the client's dialect. */
+static apr_status_t end_client(tb_stream_t *s)
+{
+    tb_ir_ev_t end;
+    apr_status_t rv;
+
+    memset(&end, 0, sizeof(end));
+    end.kind = TB_EV_END;
+    end.seq = -1;
+    tb_buf_clear(&s->ev_out);
+    s->ev_out.data = NULL;
+    s->ev_out.cap = 0;
+    rv = s->opts.client->encode(s->enc, s->iterp, &end, &s->ev_out);
+    s->state = TB_STREAM_COMPLETE;
+    return rv == APR_SUCCESS ? emit(s, s->ev_out.data ? s->ev_out.data : "",
+                                    s->ev_out.len) : rv;
 }
 
 apr_status_t tb_stream_finish(tb_stream_t *s)
@@ -268,10 +293,10 @@ apr_status_t tb_stream_finish(tb_stream_t *s)
             rv = TB_STREAM_E_EMPTY;
             break;
         case TB_STREAM_COMMITTED:
-            if (s->saw_finish) {
-                /* some upstreams omit [DONE]; clients still want it */
-                s->state = TB_STREAM_COMPLETE;
-                rv = emit(s, DONE_EVENT, sizeof(DONE_EVENT) - 1);
+            if (s->saw_finish && !s->failed) {
+                /* some upstreams omit their end marker ([DONE]); clients
+                 * still get theirs */
+                rv = end_client(s);
             }
             else {
                 rv = tb_stream_fail(s, "The upstream stream ended before the "
@@ -289,13 +314,24 @@ apr_status_t tb_stream_finish(tb_stream_t *s)
 apr_status_t tb_stream_fail(tb_stream_t *s, const char *message,
                             const char *code)
 {
+    tb_ir_error_t err;
     apr_status_t rv;
 
     if (s->state != TB_STREAM_COMMITTED) {
         return APR_SUCCESS;
     }
+    memset(&err, 0, sizeof(err));
+    err.type = "api_error";
+    err.code = code;
+    err.message = message;
     s->state = TB_STREAM_INTERRUPTED;
-    rv = error_chunk(s, message, code);
+    tb_buf_clear(&s->ev_out);
+    s->ev_out.data = NULL;
+    s->ev_out.cap = 0;
+    rv = s->opts.client->encode_fail(s->enc, s->iterp, &err, &s->ev_out);
+    if (rv == APR_SUCCESS) {
+        rv = emit(s, s->ev_out.data ? s->ev_out.data : "", s->ev_out.len);
+    }
     apr_pool_clear(s->iterp);
     return rv;
 }

@@ -30,6 +30,8 @@ typedef struct tb_http_request_t {
     apr_array_header_t *headers;        /* const char * "Name: value" */
     const char *body;                   /* POST body, not copied */
     apr_size_t body_len;
+    const apr_array_header_t *body_iov; /* or the body in pieces
+                                         * (tb_iovec_t), not copied */
     apr_interval_time_t connect_timeout;
     apr_interval_time_t timeout;        /* whole exchange; 0 = none */
     int watch_fd;                       /* client socket to watch for a

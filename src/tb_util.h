@@ -30,6 +30,13 @@ long tb_parse_retry_after(const char *value);
 /* Is `s` exactly a decimal integer in [min, max]? Stores it in *pv. */
 int tb_parse_long(const char *s, long min, long max, long *pv);
 
+/* A piece of a body sent in pieces: the pass-through body is the
+ * client's bytes around a spliced value, sent without a copy. */
+typedef struct tb_iovec_t {
+    const char *base;
+    apr_size_t len;
+} tb_iovec_t;
+
 /* A growable byte buffer in a pool: doubles up to holding `max` bytes,
  * always NUL-terminated. Old storage stays in the pool, so bound the pool's
  * life (or `max`) accordingly. */

@@ -14,7 +14,33 @@ Provider routes: /a/<account>/v1/<endpoint> (/v1/<endpoint> is account "default"
                          request; usage 5/7/12 (stream: only when
                          stream_options.include_usage, as a final choices:[] chunk
                          and "usage":null on every other chunk); then [DONE].
+  POST responses         a Response object (id resp_.., status "completed", the
+                         sample's echo fields: model, instructions, tools,
+                         tool_choice, temperature, top_p, text, reasoning, store,
+                         metadata, ... from the request or OpenAI's defaults;
+                         output [message msg_.. with one output_text part, same
+                         text]; usage {input_tokens 5, input_tokens_details
+                         {cached_tokens 0}, output_tokens 7, output_tokens_details
+                         {reasoning_tokens 0}, total_tokens 12}).
+                         "stream": true: "event: <type>" + "data: <json>" events,
+                         sequence_number 0, 1, ...: response.created,
+                         response.in_progress (status "in_progress", output [],
+                         usage null), then per output item output_item.added,
+                         its content events, output_item.done (message:
+                         content_part.added, output_text.delta x3 as for chat,
+                         output_text.done, content_part.done), then
+                         response.completed carrying the full object. No [DONE].
+  POST responses/compact {"id":"resp_..","object":"response.compaction",
+                         "created_at", "output":[the request's user messages
+                         (input items with role "user"; a string input is one),
+                         as {"type":"message","role":"user","content":[parts]},
+                         then {"type":"compaction","id":"cmp_..",
+                         "encrypted_content": opaque base64}], "usage"} (usage as
+                         for responses; honours the step's usage only).
   GET  models            one model, "mock-model".
+  other methods on responses, responses/compact
+                         405 {"error":{..., "code":"method_not_allowed"}} (Codex
+                         probes GET /v1/responses for a WebSocket upgrade).
   anything else          404 {"error":{..., "code":"not_found"}}.
 
 Control API (never recorded, never consumes steps):
@@ -35,14 +61,16 @@ Control API (never recorded, never consumes steps):
 
 STEP (every field optional; {} means default behaviour):
   status        int; 200 when body/sse/echo/sse_default is given, else the
-                default route's status (200, or 404 for unknown paths).
+                default route's status (200; 404 for unknown paths, 405 for a
+                wrong method on responses).
   headers       extra response headers, e.g. {"Retry-After": "2"}; they replace
                 same-named defaults except Content-Length/Transfer-Encoding.
   content_type  overrides the default (application/json or text/event-stream).
   body          string (sent verbatim) or JSON value (serialised). Without
                 body/sse/echo/sse_default the default reply body is used with
                 this step's status/headers/delay (so {"status":500} returns a
-                chat completion with status 500 -- give a body for errors).
+                chat completion, or a Response, with status 500 -- give a body
+                for errors).
   echo          true: reply body = the raw request body (application/json).
   delay         seconds before the status line (also before a close).
   close         true: record the request, then close the socket, no reply.
@@ -50,17 +78,72 @@ STEP (every field optional; {} means default behaviour):
                 {"data": str (verbatim) | JSON value, "event": name, "id": id,
                  "delay": seconds before it} or {"raw": exact text} (split
                 events, comments, CRLF ...). [DONE] is NOT added automatically.
-  sse_default   true: stream the default chat chunks even if the request did
-                not ask to; honours include_usage.
-  event_delay   seconds before each default chunk (default 0).
+  sse_default   true: stream the default reply even if the request did not
+                ask to: Responses events on responses, chat chunks (honouring
+                include_usage) on every other path.
+  event_delay   seconds before each default chunk/event (default 0).
   abort_after   N (streams only): once N events are sent, drop the TCP
                 connection with no terminating chunk (0 = right after the
                 headers). Lists with fewer than N events finish normally.
   hang          seconds of silence: for streamed replies after the last event
                 (before the terminating chunk), for plain replies before the
                 status line (after delay).
+
+Reply fields: they shape the default reply of chat/completions and responses,
+stream and non-stream (and usage that of responses/compact); they do nothing
+when body/sse/echo is given. Streamed pieces: a string is cut in three
+roughly equal non-empty pieces (fewer when shorter than 3 characters).
+  text          str: replaces "Hello from <account>" (deltas: three pieces; the
+                default text keeps "Hello", " from", " <account>"). Given with a
+                tool call, the reply has both, text first.
+  tool_call     {"name": str, "arguments": str (JSON text; another JSON value
+                is serialised; default "{}"), "call_id": str (default call_..)}
+                or a list of them: a function tool call instead of the default
+                text. Chat: "content": null, "tool_calls": [{"id": call_id,
+                "type": "function", "function": {"name", "arguments"}}],
+                finish_reason "tool_calls"; stream: the call's header (index,
+                id, type, function.name, arguments "") goes in the role chunk
+                when nothing precedes it (else its own chunk), then the
+                arguments in pieces. Responses: a {"type": "function_call",
+                "id": "fc_..", "call_id", "name", "arguments", "status":
+                "completed"} item; stream: output_item.added (arguments "",
+                status "in_progress"), response.function_call_arguments.delta
+                per piece, .done {name, arguments}, output_item.done.
+  custom_tool_call  {"name": str, "input": str (default ""), "call_id": str} or
+                a list: a free-form (custom) tool call, after any tool_call
+                calls. Chat: tool_calls [{"id", "type": "custom", "custom":
+                {"name", "input"}}] (stream: "custom": {"input": piece}).
+                Responses: {"type": "custom_tool_call", "id": "ctc_..",
+                "call_id", "name", "input", "status": "completed"}; stream:
+                response.custom_tool_call_input.delta / .done {input}.
+  reasoning     str: reasoning before the text/tool calls. Chat: message
+                "reasoning_content" (stream: {"reasoning_content": piece} deltas
+                after the role chunk). Responses: first item {"type":
+                "reasoning", "id": "rs_..", "summary": [{"type": "summary_text",
+                "text"}], "encrypted_content": "enc_.."} (the others follow at
+                output_index 1, ...); stream: output_item.added (summary []),
+                response.reasoning_summary_part.added,
+                response.reasoning_summary_text.delta per piece,
+                response.reasoning_summary_text.done,
+                response.reasoning_summary_part.done, output_item.done.
+                Chat stream order: role chunk, reasoning, text, tool calls.
+  usage         {"input": N, "output": N, "cached": N, "reasoning": N} (missing
+                keys keep 5, 7, 0, 0; total = input + output). Chat:
+                prompt_tokens, completion_tokens, total_tokens,
+                prompt_tokens_details.cached_tokens,
+                completion_tokens_details.reasoning_tokens. Responses:
+                input_tokens, output_tokens, total_tokens,
+                input_tokens_details.cached_tokens,
+                output_tokens_details.reasoning_tokens.
+  finish        str: chat finish_reason (default "stop", or "tool_calls" with
+                tool calls). "length" / "content_filter" make a Responses reply
+                incomplete: status "incomplete", completed_at null,
+                incomplete_details {"reason": "max_output_tokens" /
+                "content_filter"}, the last output item's status "incomplete",
+                and response.incomplete as the terminal event.
 """
 import argparse
+import base64
 import json
 import os
 import select
@@ -108,30 +191,145 @@ def error_body(message, code, kind="invalid_request_error"):
     return {"error": {"message": message, "type": kind, "param": None, "code": code}}
 
 
-def usage():
-    return {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+DEFAULT_COUNTS = {"input": 5, "output": 7, "cached": 0, "reasoning": 0}
+# finish reasons that make a Responses reply incomplete -> incomplete_details.reason
+INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def hex_id(prefix):
+    return prefix + uuid.uuid4().hex[:24]
+
+
+def new_id():
+    return hex_id("chatcmpl-")
+
+
+def split3(text):
+    """`text` in three roughly equal non-empty pieces (fewer when it is shorter)."""
+    cuts = [len(text) * k // 3 for k in range(4)]
+    return [text[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def token_counts(step):
+    """The step's "usage" {"input","output","cached","reasoning"}, defaults filled in."""
+    counts = dict(DEFAULT_COUNTS)
+    given = step.get("usage")
+    for key in counts:
+        value = given.get(key) if isinstance(given, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool):
+            counts[key] = value
+    return counts
+
+
+def usage(counts=DEFAULT_COUNTS):
+    """Chat Completions usage."""
+    return {"prompt_tokens": counts["input"], "completion_tokens": counts["output"],
+            "total_tokens": counts["input"] + counts["output"],
+            "prompt_tokens_details": {"cached_tokens": counts["cached"], "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": counts["reasoning"],
+                                          "audio_tokens": 0,
                                           "accepted_prediction_tokens": 0,
                                           "rejected_prediction_tokens": 0}}
 
 
-def new_id():
-    return "chatcmpl-" + uuid.uuid4().hex[:24]
+def responses_usage(counts=DEFAULT_COUNTS):
+    """Responses usage (also used by /responses/compact)."""
+    return {"input_tokens": counts["input"],
+            "input_tokens_details": {"cached_tokens": counts["cached"]},
+            "output_tokens": counts["output"],
+            "output_tokens_details": {"reasoning_tokens": counts["reasoning"]},
+            "total_tokens": counts["input"] + counts["output"]}
 
 
-def chat_completion(account, model):
+def step_calls(step):
+    """The step's tool_call / custom_tool_call entries (an object or a list of
+    them each), function calls first: [{"kind","name","payload","call_id"}]."""
+    calls = []
+    for field, kind, key, missing in (("tool_call", "function", "arguments", "{}"),
+                                      ("custom_tool_call", "custom", "input", "")):
+        spec = step.get(field)
+        for call in spec if isinstance(spec, list) else [spec]:
+            if not isinstance(call, dict):
+                continue
+            payload = call.get(key, missing)
+            if not isinstance(payload, str):
+                payload = dumps(payload).decode()  # a JSON value: send its text
+            calls.append({"kind": kind, "name": str(call.get("name") or "tool"),
+                          "payload": payload,
+                          "call_id": str(call.get("call_id") or hex_id("call_"))})
+    return calls
+
+
+def reply_plan(account, step):
+    """What a default chat/responses reply says, from the step's reply fields:
+    reasoning (str|None), text (str|None) and its deltas, tool calls, finish
+    (str|None, as given) and token counts."""
+    calls = step_calls(step)
+    reasoning = step.get("reasoning")
+    plan = {"reasoning": None if reasoning is None else str(reasoning), "calls": calls,
+            "finish": str(step["finish"]) if step.get("finish") else None,
+            "counts": token_counts(step)}
+    if step.get("text") is not None:
+        plan["text"] = str(step["text"])
+        plan["pieces"] = split3(plan["text"])
+    elif calls:
+        plan["text"], plan["pieces"] = None, []
+    else:
+        plan["text"] = "Hello from " + account
+        plan["pieces"] = ["Hello", " from", " " + account]
+    return plan
+
+
+# --- Chat Completions --------------------------------------------------------
+
+def chat_finish(plan):
+    return plan["finish"] or ("tool_calls" if plan["calls"] else "stop")
+
+
+def chat_tool_call(call, payload):
+    """One chat tool_calls[] entry carrying `payload` as arguments/input."""
+    kind = call["kind"]
+    key = "arguments" if kind == "function" else "input"
+    return {"id": call["call_id"], "type": kind, kind: {"name": call["name"], key: payload}}
+
+
+def chat_completion(account, model, plan=None):
+    plan = plan or reply_plan(account, {})
+    message = {"role": "assistant", "content": plan["text"]}
+    if plan["reasoning"] is not None:
+        message["reasoning_content"] = plan["reasoning"]
+    if plan["calls"]:
+        message["tool_calls"] = [chat_tool_call(c, c["payload"]) for c in plan["calls"]]
+    message.update(refusal=None, annotations=[])
     return {"id": new_id(), "object": "chat.completion", "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0,
-                         "message": {"role": "assistant", "content": "Hello from " + account,
-                                     "refusal": None, "annotations": []},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": usage(), "service_tier": "default", "system_fingerprint": "fp_mock"}
+            "choices": [{"index": 0, "message": message,
+                         "logprobs": None, "finish_reason": chat_finish(plan)}],
+            "usage": usage(plan["counts"]), "service_tier": "default",
+            "system_fingerprint": "fp_mock"}
 
 
-def chat_chunks(account, model, include_usage, delay=0):
+def chat_deltas(plan):
+    """The choice deltas of a streamed chat reply, in order (finish excluded)."""
+    deltas = [{"role": "assistant", "content": "" if plan["text"] is not None else None,
+               "refusal": None}]
+    deltas += [{"reasoning_content": p} for p in split3(plan["reasoning"] or "")]
+    deltas += [{"content": p} for p in plan["pieces"]]
+    for i, call in enumerate(plan["calls"]):
+        kind = call["kind"]
+        key = "arguments" if kind == "function" else "input"
+        head = [dict({"index": i}, **chat_tool_call(call, ""))]
+        if len(deltas) == 1:  # nothing before the call: OpenAI puts it in the role chunk
+            deltas[0] = {"role": "assistant", "content": None, "tool_calls": head, "refusal": None}
+        else:
+            deltas.append({"tool_calls": head})
+        deltas += [{"tool_calls": [{"index": i, kind: {key: p}}]} for p in split3(call["payload"])]
+    return deltas
+
+
+def chat_chunks(account, model, include_usage, delay=0, plan=None):
     """The default streamed reply, as a list of SSE events."""
+    plan = plan or reply_plan(account, {})
     base = {"id": new_id(), "object": "chat.completion.chunk", "created": int(time.time()),
             "model": model, "service_tier": "default", "system_fingerprint": "fp_mock"}
 
@@ -142,13 +340,174 @@ def chat_chunks(account, model, include_usage, delay=0):
             data["usage"] = None
         return data
 
-    datas = [chunk({"role": "assistant", "content": "", "refusal": None})]
-    datas += [chunk({"content": text}) for text in ("Hello", " from", " " + account)]
-    datas.append(chunk({}, "stop"))
+    datas = [chunk(delta) for delta in chat_deltas(plan)]
+    datas.append(chunk({}, chat_finish(plan)))
     if include_usage:
-        datas.append(dict(base, choices=[], usage=usage()))
+        datas.append(dict(base, choices=[], usage=usage(plan["counts"])))
     datas.append("[DONE]")
     return [{"data": d, "delay": delay} for d in datas]
+
+
+# --- Responses ---------------------------------------------------------------
+
+def echoed(req, key, default):
+    """The request's value for `key` (when given and not null), else `default`."""
+    value = req.get(key)
+    return default if value is None else value
+
+
+def merged(req, key, default):
+    """`default` (an object) updated with the request's object for `key`."""
+    value = req.get(key)
+    return dict(default, **value) if isinstance(value, dict) else default
+
+
+def response_base(model, req):
+    """An in-progress Response object (output [], usage null) echoing the request,
+    with the fields and field order OpenAI sends."""
+    return {"id": hex_id("resp_"), "object": "response", "created_at": int(time.time()),
+            "status": "in_progress", "background": echoed(req, "background", False),
+            "completed_at": None, "error": None, "incomplete_details": None,
+            "instructions": echoed(req, "instructions", None),
+            "max_output_tokens": echoed(req, "max_output_tokens", None),
+            "max_tool_calls": echoed(req, "max_tool_calls", None),
+            "model": model, "output": [],
+            "parallel_tool_calls": echoed(req, "parallel_tool_calls", True),
+            "previous_response_id": echoed(req, "previous_response_id", None),
+            "prompt_cache_key": echoed(req, "prompt_cache_key", None),
+            "reasoning": merged(req, "reasoning", {"effort": None, "summary": None}),
+            "safety_identifier": echoed(req, "safety_identifier", None),
+            "service_tier": "default", "store": echoed(req, "store", True),
+            "temperature": echoed(req, "temperature", 1),
+            "text": merged(req, "text", {"format": {"type": "text"}, "verbosity": "medium"}),
+            "tool_choice": echoed(req, "tool_choice", "auto"),
+            "tools": echoed(req, "tools", []),
+            "top_logprobs": echoed(req, "top_logprobs", 0), "top_p": echoed(req, "top_p", 1),
+            "truncation": echoed(req, "truncation", "disabled"), "usage": None,
+            "user": echoed(req, "user", None), "metadata": echoed(req, "metadata", {})}
+
+
+def response_final(base, items, plan):
+    """`base` finished: completed (or incomplete for finish length/content_filter),
+    with the output items and usage."""
+    reason = INCOMPLETE_REASONS.get(plan["finish"])
+    return dict(base, status="incomplete" if reason else "completed",
+                completed_at=None if reason else int(time.time()),
+                incomplete_details={"reason": reason} if reason else None,
+                output=items, usage=responses_usage(plan["counts"]))
+
+
+def output_text(text):
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def response_items(plan):
+    """The finished output items: [reasoning], [message], tool calls."""
+    items = []
+    if plan["reasoning"] is not None:
+        items.append({"type": "reasoning", "id": hex_id("rs_"),
+                      "summary": [{"type": "summary_text", "text": plan["reasoning"]}],
+                      "encrypted_content": hex_id("enc_")})
+    if plan["text"] is not None:
+        items.append({"type": "message", "id": hex_id("msg_"), "status": "completed",
+                      "role": "assistant", "content": [output_text(plan["text"])]})
+    for call in plan["calls"]:
+        if call["kind"] == "function":
+            items.append({"type": "function_call", "id": hex_id("fc_"),
+                          "call_id": call["call_id"], "name": call["name"],
+                          "arguments": call["payload"], "status": "completed"})
+        else:
+            items.append({"type": "custom_tool_call", "id": hex_id("ctc_"),
+                          "call_id": call["call_id"], "name": call["name"],
+                          "input": call["payload"], "status": "completed"})
+    if plan["finish"] in INCOMPLETE_REASONS and items and "status" in items[-1]:
+        items[-1]["status"] = "incomplete"  # the item the output limit cut short
+    return items
+
+
+def item_events(index, item, plan):
+    """[(type, fields)] streaming one output item, from output_item.added to .done."""
+    kind = item["type"]
+    events = []
+    if kind == "reasoning":
+        text = item["summary"][0]["text"]
+        at = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+        events += [("response.output_item.added", {"output_index": index,
+                                                   "item": dict(item, summary=[])}),
+                   ("response.reasoning_summary_part.added",
+                    dict(at, part={"type": "summary_text", "text": ""}))]
+        events += [("response.reasoning_summary_text.delta", dict(at, delta=p))
+                   for p in split3(text)]
+        events += [("response.reasoning_summary_text.done", dict(at, text=text)),
+                   ("response.reasoning_summary_part.done",
+                    dict(at, part={"type": "summary_text", "text": text}))]
+    elif kind == "message":
+        text = plan["text"]
+        at = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        events += [("response.output_item.added", {"output_index": index, "item": dict(
+                       item, status="in_progress", content=[])}),
+                   ("response.content_part.added", dict(at, part=output_text("")))]
+        events += [("response.output_text.delta", dict(at, delta=p, logprobs=[]))
+                   for p in plan["pieces"]]
+        events += [("response.output_text.done", dict(at, text=text, logprobs=[])),
+                   ("response.content_part.done", dict(at, part=output_text(text)))]
+    else:
+        function = kind == "function_call"
+        key = "arguments" if function else "input"
+        prefix = "response.function_call_arguments" if function else \
+            "response.custom_tool_call_input"
+        at = {"item_id": item["id"], "output_index": index}
+        events.append(("response.output_item.added", {"output_index": index, "item": dict(
+            item, status="in_progress", **{key: ""})}))
+        events += [(prefix + ".delta", dict(at, delta=p)) for p in split3(item[key])]
+        done = dict(at, name=item["name"], arguments=item[key]) if function else \
+            dict(at, input=item[key])
+        events.append((prefix + ".done", done))
+    events.append(("response.output_item.done", {"output_index": index, "item": item}))
+    return events
+
+
+def response_object(model, req, plan):
+    """The non-streamed Responses reply."""
+    return response_final(response_base(model, req), response_items(plan), plan)
+
+
+def response_events(model, req, plan, delay=0):
+    """The streamed Responses reply as SSE events ("event:" lines, sequence_number
+    from 0, no [DONE]); the terminal event is response.completed/.incomplete."""
+    base = response_base(model, req)
+    items = response_items(plan)
+    final = response_final(base, items, plan)
+    typed = [("response.created", {"response": base}),
+             ("response.in_progress", {"response": base})]
+    for index, item in enumerate(items):
+        typed += item_events(index, item, plan)
+    typed.append(("response." + final["status"], {"response": final}))
+    return [{"event": kind, "delay": delay,
+             "data": dict({"type": kind, "sequence_number": n}, **fields)}
+            for n, (kind, fields) in enumerate(typed)]
+
+
+def compaction(account, req, plan):
+    """The /responses/compact reply: the request's user messages, then one
+    compaction item with an opaque encrypted_content."""
+    given = req.get("input")
+    items = [{"role": "user", "content": given}] if isinstance(given, str) else given
+    items = items if isinstance(items, list) else []
+    kept = []
+    for item in items:
+        if isinstance(item, dict) and item.get("role") == "user" and \
+                item.get("type", "message") == "message":
+            content = item.get("content")
+            if not isinstance(content, list):
+                content = [{"type": "input_text", "text": "" if content is None else str(content)}]
+            kept.append({"type": "message", "role": "user", "content": content})
+    secret = "mock compaction of %d input items for %s, %s" % (len(items), account,
+                                                                uuid.uuid4().hex)
+    return {"id": hex_id("resp_"), "object": "response.compaction", "created_at": int(time.time()),
+            "output": kept + [{"type": "compaction", "id": hex_id("cmp_"),
+                               "encrypted_content": base64.b64encode(secret.encode()).decode()}],
+            "usage": responses_usage(plan["counts"])}
 
 
 def encode_event(ev):
@@ -178,17 +537,31 @@ def split_path(path):
 
 def default_reply(account, endpoint, method, path, req, step):
     """(status, content_type, body bytes or None, events or None) of an unscripted
-    request; the step only matters for sse_default and event_delay."""
+    request; the step only matters for sse_default, event_delay and the reply
+    fields (text, reasoning, tool_call, custom_tool_call, usage, finish)."""
     req = req if isinstance(req, dict) else {}
     model = req.get("model") if isinstance(req.get("model"), str) else "mock-model"
     opts = req.get("stream_options")
     include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
     is_chat = endpoint == "chat/completions" and method == "POST"
+    is_responses = endpoint == "responses" and method == "POST"
+    plan = reply_plan(account, step)
+    if endpoint == "responses" and (step.get("sse_default") or
+                                    (is_responses and req.get("stream") is True)):
+        delay = float(step.get("event_delay") or 0)
+        return 200, SSE_TYPE, None, response_events(model, req, plan, delay)
     if step.get("sse_default") or (is_chat and req.get("stream") is True):
         delay = float(step.get("event_delay") or 0)
-        return 200, SSE_TYPE, None, chat_chunks(account, model, include_usage, delay)
+        return 200, SSE_TYPE, None, chat_chunks(account, model, include_usage, delay, plan)
     if is_chat:
-        return 200, JSON_TYPE, dumps(chat_completion(account, model)), None
+        return 200, JSON_TYPE, dumps(chat_completion(account, model, plan)), None
+    if is_responses:
+        return 200, JSON_TYPE, dumps(response_object(model, req, plan)), None
+    if endpoint == "responses/compact" and method == "POST":
+        return 200, JSON_TYPE, dumps(compaction(account, req, plan)), None
+    if endpoint in ("responses", "responses/compact"):
+        return 405, JSON_TYPE, dumps(error_body("Invalid method for URL (%s %s)" % (method, path),
+                                                "method_not_allowed")), None
     if endpoint == "models" and method == "GET":
         return 200, JSON_TYPE, dumps({"object": "list", "data": [
             {"id": "mock-model", "object": "model", "created": 1700000000, "owned_by": "mock"}]}), None

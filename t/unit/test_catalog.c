@@ -6,7 +6,7 @@
 
 #include "tb_catalog.h"
 #include "tb_json.h"
-#include "tb_proto_openai.h"
+#include "tb_openai.h"
 #include "tb_unit.h"
 
 /* Groups used below. */

@@ -1,11 +1,11 @@
 /* tb_json (parsing into pools, the raw member scanner, splicing, quoting,
- * error bodies) and the request side of tb_proto_openai. */
+ * error bodies), the chat dialect's request check and usage reads. */
 #include <string.h>
 
 #include <apr_strings.h>
 
 #include "tb_json.h"
-#include "tb_proto_openai.h"
+#include "tb_dialect.h"
 #include "tb_unit.h"
 
 /* Parse anything (scalars too) with jansson directly; owned by p. */
@@ -376,26 +376,18 @@ static void parse_and_own(apr_pool_t *p)
     json_decref(held);
 }
 
-/* ---- tb_proto_openai: request checks and usage --------------------------- */
-
-static json_t *body_of(apr_pool_t *p, const char *text)
-{
-    json_t *j = NULL;
-    const char *err = NULL;
-
-    if (tb_json_parse(&j, p, text, strlen(text), &err) != APR_SUCCESS) {
-        OK(0, "test body parses: %s (%s)", text, err);
-    }
-    return j;
-}
+/* ---- the chat dialect's request check, and usage reads ------------------- */
 
 static void chat_ok(apr_pool_t *p, const char *text, const char *model,
                     int stream, const char *what)
 {
-    tb_openai_req_t req = { NULL, -1, -1 };
-    tb_openai_invalid_t inv = { NULL, NULL, 0 };
-    apr_status_t rv = tb_openai_chat_check(p, text, strlen(text), &req, &inv);
+    tb_req_info_t req;
+    tb_ir_error_t inv;
+    apr_status_t rv;
 
+    memset(&req, 0, sizeof(req));
+    memset(&inv, 0, sizeof(inv));
+    rv = tb_dialect_chat.check(p, TB_OP_CHAT, text, strlen(text), &req, &inv);
     OK(rv == APR_SUCCESS && req.model && !strcmp(req.model, model)
        && req.stream == stream,
        "chat_check %s: accepted, model %s, stream %d (rv %d, %s)", what,
@@ -405,11 +397,16 @@ static void chat_ok(apr_pool_t *p, const char *text, const char *model,
 static void chat_bad(apr_pool_t *p, const char *text, const char *param,
                      const char *what)
 {
-    tb_openai_req_t req = { NULL, 0, 0 };
-    tb_openai_invalid_t inv = { NULL, (const char *)"unset", 0 };
-    apr_status_t rv = tb_openai_chat_check(p, text, strlen(text), &req, &inv);
+    tb_req_info_t req;
+    tb_ir_error_t inv;
+    apr_status_t rv;
 
-    OK(rv == APR_EINVAL, "chat_check %s: rejected", what);
+    memset(&req, 0, sizeof(req));
+    memset(&inv, 0, sizeof(inv));
+    inv.param = "unset";
+    rv = tb_dialect_chat.check(p, TB_OP_CHAT, text, strlen(text), &req, &inv);
+    OK(rv == APR_EINVAL && inv.status == 400
+       && !strcmp(inv.type, "invalid_request_error"), "chat_check %s: rejected", what);
     OK(inv.message && *inv.message, "chat_check %s: has a message (%s)", what,
        inv.message ? inv.message : "NULL");
     if (param) {
@@ -477,62 +474,74 @@ static void openai_chat_check(apr_pool_t *p)
                 "\"stream\":1}", "stream", "stream a number");
 }
 
+static int usage_scan(apr_pool_t *p, const char *body, tb_ir_usage_t *u)
+{
+    return tb_dialect_chat.usage_scan(p, body, strlen(body), u);
+}
+
 static void openai_usage(apr_pool_t *p)
 {
-    tb_usage_t u;
+    tb_ir_usage_t u;
 
-    tb_usage_init(&u);
-    OK(u.prompt_tokens == -1 && u.completion_tokens == -1
-       && u.total_tokens == -1, "usage_init: all counts unknown (-1)");
+    tb_ir_usage_init(&u);
+    OK(u.input == -1 && u.output == -1 && u.total == -1 && u.input_cached == -1
+       && u.output_reasoning == -1, "usage_init: all counts unknown (-1)");
 
-    OK(tb_openai_usage_read(body_of(p, "{\"id\":\"c\",\"usage\":"
-        "{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15}}"),
-        &u) == 1, "usage_read: a usage object is reported");
-    OK(u.prompt_tokens == 10 && u.completion_tokens == 5
-       && u.total_tokens == 15, "usage_read: the three counts are read");
+    OK(usage_scan(p, "{\"id\":\"c\",\"usage\":"
+        "{\"prompt_tokens\":10,\"completion_tokens\":5,\"total_tokens\":15,"
+        "\"prompt_tokens_details\":{\"cached_tokens\":4},"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":2}}}", &u) == 1,
+       "chat usage: a usage object is reported");
+    OK(u.input == 10 && u.output == 5 && u.total == 15 && u.input_cached == 4
+       && u.output_reasoning == 2, "chat usage: counts and details are read");
 
-    tb_usage_init(&u);
-    OK(tb_openai_usage_read(body_of(p, "{\"id\":\"c\",\"choices\":[]}"),
-                            &u) == 0
-       && u.prompt_tokens == -1 && u.total_tokens == -1,
-       "usage_read: no usage, returns 0 and nothing changes");
-    OK(tb_openai_usage_read(body_of(p, "{\"usage\":null}"), &u) == 0,
-       "usage_read: usage null counts as absent");
-    OK(tb_openai_usage_read(body_of(p, "[1]"), &u) == 0,
-       "usage_read: not an object, returns 0");
+    tb_ir_usage_init(&u);
+    OK(usage_scan(p, "{\"id\":\"c\",\"choices\":[]}", &u) == 0
+       && u.input == -1 && u.total == -1,
+       "chat usage: no usage, returns 0 and nothing changes");
+    OK(usage_scan(p, "{\"usage\":null}", &u) == 0,
+       "chat usage: usage null counts as absent");
+    OK(usage_scan(p, "[1]", &u) == 0, "chat usage: not an object, returns 0");
 
-    u.prompt_tokens = 1; u.completion_tokens = 2; u.total_tokens = 3;
-    OK(tb_openai_usage_read(body_of(p, "{\"usage\":{\"completion_tokens\":"
-                                       "40}}"), &u) == 1
-       && u.prompt_tokens == 1 && u.completion_tokens == 40
-       && u.total_tokens == 3,
-       "usage_read: absent fields keep their previous values");
+    u.input = 1; u.output = 2; u.total = 3;
+    OK(usage_scan(p, "{\"usage\":{\"completion_tokens\":40}}", &u) == 1
+       && u.input == 1 && u.output == 40 && u.total == 3,
+       "chat usage: absent fields keep their previous values");
 
-    tb_usage_init(&u);
-    OK(tb_openai_usage_read(body_of(p, "{\"usage\":{\"prompt_tokens\":-4,"
-        "\"completion_tokens\":\"5\",\"total_tokens\":2.5}}"), &u) == 1
-       && u.prompt_tokens == -1 && u.completion_tokens == -1
-       && u.total_tokens == -1,
-       "usage_read: negative, string and real counts are ignored");
-    OK(tb_openai_usage_read(body_of(p, "{\"usage\":{\"prompt_tokens\":0,"
-        "\"total_tokens\":2000000000}}"), &u) == 1
-       && u.prompt_tokens == 0 && u.total_tokens == 2000000000L,
-       "usage_read: zero and large counts are read");
+    tb_ir_usage_init(&u);
+    OK(usage_scan(p, "{\"usage\":{\"prompt_tokens\":-4,"
+        "\"completion_tokens\":\"5\",\"total_tokens\":2.5}}", &u) == 1
+       && u.input == -1 && u.output == -1 && u.total == -1,
+       "chat usage: negative, string and real counts are ignored");
+    OK(usage_scan(p, "{\"usage\":{\"prompt_tokens\":0,"
+        "\"total_tokens\":2000000000}}", &u) == 1
+       && u.input == 0 && u.total == 2000000000L,
+       "chat usage: zero and large counts are read");
+
+    tb_ir_usage_init(&u);
+    OK(tb_dialect_responses.usage_scan(p, "{\"id\":\"r\",\"usage\":{"
+        "\"input_tokens\":7,\"input_tokens_details\":{\"cached_tokens\":3},"
+        "\"output_tokens\":9,\"output_tokens_details\":{\"reasoning_tokens\":5},"
+        "\"total_tokens\":16},\"output\":[]}", 175, &u) == 1
+       && u.input == 7 && u.input_cached == 3 && u.output == 9
+       && u.output_reasoning == 5 && u.total == 16,
+       "responses usage: Responses names are read");
 }
 
 void test_json(apr_pool_t *p)
 {
     {
-        tb_openai_req_t req = { NULL, -1, -1 };
-        tb_openai_invalid_t inv = { NULL, NULL, 0 };
+        tb_req_info_t req;
+        tb_ir_error_t inv;
         const char *b1 = "{\"model\":\"m\",\"messages\":[{\"x\\u0041\":1}]}";
         const char *b2 = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\"}],"
                          "\"stream\":true,\"stream_options\":{\"include_\\u0075sage\":true}}";
 
-        OK(tb_openai_chat_check(p, b1, strlen(b1), &req, &inv) == APR_EINVAL
+        memset(&inv, 0, sizeof(inv));
+        OK(tb_dialect_chat.check(p, TB_OP_CHAT, b1, strlen(b1), &req, &inv) == APR_EINVAL
            && inv.param && !strcmp(inv.param, "messages[0]"),
            "chat_check: an escaped key inside a message still needs a role");
-        OK(tb_openai_chat_check(p, b2, strlen(b2), &req, &inv) == APR_SUCCESS
+        OK(tb_dialect_chat.check(p, TB_OP_CHAT, b2, strlen(b2), &req, &inv) == APR_SUCCESS
            && req.stream == 1 && req.include_usage == 1,
            "chat_check: an escaped include_usage inside stream_options is read");
     }

@@ -82,6 +82,8 @@ static tb_stream_t *mk(apr_pool_t *p, out_rec_t *o, int wants_usage,
     apr_status_t rv;
 
     memset(&opts, 0, sizeof(opts));
+    opts.client = &tb_dialect_chat;
+    opts.upstream = &tb_dialect_chat;
     opts.client_wants_usage = wants_usage;
     opts.max_event = 1 << 20;
     opts.max_held = max_held;
@@ -316,9 +318,9 @@ static void test_errors_before_commit(apr_pool_t *p)
        "written (rv %d, %d commits, %" APR_SIZE_T_FMT " bytes)", rv, o.commits,
        o.len);
     OK(tb_stream_upstream_error(s)
-       && !strcmp(tb_stream_upstream_error(s), "Rate limit reached"),
+       && !strcmp(tb_stream_upstream_error(s)->message, "Rate limit reached"),
        "stream the upstream error message is kept (%s)",
-       tb_stream_upstream_error(s) ? tb_stream_upstream_error(s) : "NULL");
+       tb_stream_upstream_error(s) ? tb_stream_upstream_error(s)->message : "NULL");
     OK(tb_stream_state(s) == TB_STREAM_OPEN, "stream still OPEN after an "
        "error before the commit (%s)", state_name(tb_stream_state(s)));
     rv = tb_stream_fail(s, "x", "y");
@@ -341,16 +343,16 @@ static void test_errors_before_commit(apr_pool_t *p)
     OK(rv == TB_STREAM_E_UPSTREAM && o.len == 0 && o.commits == 0
        && tb_stream_upstream_error(s) != NULL,
        "stream event: error before content: E_UPSTREAM (rv %d, message %s)",
-       rv, tb_stream_upstream_error(s) ? tb_stream_upstream_error(s) : "NULL");
+       rv, tb_stream_upstream_error(s) ? tb_stream_upstream_error(s)->message : "NULL");
     out_reset(&o);
 
     /* the error as a bare string */
     s = mk(p, &o, 0, 65536);
     rv = feed(s, "data: {\"error\":\"bad gateway\"}\n\n");
     OK(rv == TB_STREAM_E_UPSTREAM && tb_stream_upstream_error(s)
-       && !strcmp(tb_stream_upstream_error(s), "bad gateway"),
+       && !strcmp(tb_stream_upstream_error(s)->message, "bad gateway"),
        "stream a string error: E_UPSTREAM with its message (%s)",
-       tb_stream_upstream_error(s) ? tb_stream_upstream_error(s) : "NULL");
+       tb_stream_upstream_error(s) ? tb_stream_upstream_error(s)->message : "NULL");
     out_reset(&o);
 
     /* event: error whose data is not JSON is still an error event */
@@ -554,22 +556,22 @@ static void test_usage(apr_pool_t *p)
 {
     out_rec_t o = { 0 };
     tb_stream_t *s;
-    const tb_usage_t *u;
+    const tb_ir_usage_t *u;
     apr_status_t rv;
 
     s = mk(p, &o, 0, 65536);
     u = tb_stream_usage(s);
-    OK(u->prompt_tokens == -1 && u->completion_tokens == -1
-       && u->total_tokens == -1, "stream usage starts unknown (-1)");
+    OK(u->input == -1 && u->output == -1
+       && u->total == -1, "stream usage starts unknown (-1)");
     rv = feed(s, ROLE HELLO FINISH USAGE_ONLY DONE);
     u = tb_stream_usage(s);
     OK(rv == APR_SUCCESS && !strcmp(written(&o), ROLE HELLO FINISH DONE),
        "stream the usage-only chunk is hidden when the client did not ask "
        "(%s)", vis(p, written(&o)));
-    OK(u->prompt_tokens == 5 && u->completion_tokens == 7
-       && u->total_tokens == 12, "stream ... but its counts are kept "
-       "(%ld/%ld/%ld)", u->prompt_tokens, u->completion_tokens,
-       u->total_tokens);
+    OK(u->input == 5 && u->output == 7
+       && u->total == 12, "stream ... but its counts are kept "
+       "(%ld/%ld/%ld)", u->input, u->output,
+       u->total);
     out_reset(&o);
 
     s = mk(p, &o, 1, 65536);
@@ -578,8 +580,8 @@ static void test_usage(apr_pool_t *p)
     OK(rv == APR_SUCCESS && !strcmp(written(&o), ROLE HELLO FINISH USAGE_ONLY DONE),
        "stream the usage-only chunk is shown when the client asked (%s)",
        vis(p, written(&o)));
-    OK(u->prompt_tokens == 5 && u->completion_tokens == 7
-       && u->total_tokens == 12, "stream usage counts when shown");
+    OK(u->input == 5 && u->output == 7
+       && u->total == 12, "stream usage counts when shown");
     out_reset(&o);
 
     /* usage carried on a content chunk is not hidden */
@@ -591,7 +593,7 @@ static void test_usage(apr_pool_t *p)
 
         rv = feed(s, apr_pstrcat(p, HELLO, c, NULL));
         u = tb_stream_usage(s);
-        OK(rv == APR_SUCCESS && ends_with(written(&o), c) && u->total_tokens == 3,
+        OK(rv == APR_SUCCESS && ends_with(written(&o), c) && u->total == 3,
            "stream usage on a chunk with choices is passed on and counted");
     }
     out_reset(&o);
@@ -615,8 +617,9 @@ static void test_misc(apr_pool_t *p)
               "\"delta\":{\"content\":\"b\"}}]}\r\n\r\n");
     OK(rv == APR_SUCCESS && !strcmp(written(&o),
        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"}}]}\n\n"
+       "event: x\nid: 1\n"
        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}\n\n"),
-       "stream data:{...} is written as data: {...}\\n\\n (%s)",
+       "stream data:{...} is written as data: {...}\\n\\n, event and id kept (%s)",
        vis(p, written(&o)));
     out_reset(&o);
 
