@@ -4,12 +4,14 @@
  */
 #include "mod_tokenbay_private.h"
 
+#include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <http_log.h>
 
 #include "mod_tokenbay_config.h"
 #include "mod_tokenbay_db.h"
 #include "mod_tokenbay_state.h"
+#include "tb_dialect.h"
 
 /* How long a process waits before asking a failing database again for a
  * catalogue, while it keeps serving the previous one. */
@@ -34,6 +36,9 @@ typedef struct tb_state_t {
     apr_thread_mutex_t *refresh; /* one catalogue loader at a time */
     snapshot_t *current;
     apr_time_t next_load;        /* no reload before, after a failure */
+    apr_pool_t *pool;            /* the child's */
+    apr_hash_t *warned;          /* "id:protocol:caps" of accounts already
+                                  * logged as unusable, under refresh */
 } tb_state_t;
 
 static tb_curl_pool_t *curl_pool;
@@ -78,6 +83,8 @@ apr_status_t tb_state_child_init(apr_pool_t *pchild, server_rec *s_main)
             != APR_SUCCESS) {
             return rv;
         }
+        st->pool = pchild;
+        st->warned = apr_hash_make(pchild);
         apr_pool_cleanup_register(pchild, st, state_cleanup,
                                   apr_pool_cleanup_null);
         sc->state = st;
@@ -159,6 +166,45 @@ static void snap_install(tb_state_t *st, snapshot_t *snap)
     apr_thread_mutex_unlock(st->mutex);
 }
 
+typedef struct warn_ctx_t {
+    tb_state_t *st;
+    request_rec *r;
+} warn_ctx_t;
+
+/* An account this build cannot speak to is never scheduled: say so once
+ * per process (not at every reload), and again if its settings change. */
+static void warn_account(void *ctx, const tb_account_t *a)
+{
+    warn_ctx_t *w = ctx;
+    const char *unknown = NULL;
+    const char *key;
+
+    if (a->capabilities) {
+        tb_caps_parse(a->capabilities, &unknown, w->r->pool);
+    }
+    if (a->dialect && !unknown) {
+        return;
+    }
+    key = apr_psprintf(w->r->pool, "%d:%s:%s", a->id, a->protocol,
+                       a->capabilities ? a->capabilities : "");
+    if (apr_hash_get(w->st->warned, key, APR_HASH_KEY_STRING)) {
+        return;
+    }
+    key = apr_pstrdup(w->st->pool, key);
+    apr_hash_set(w->st->warned, key, APR_HASH_KEY_STRING, key);
+    if (!a->dialect) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, w->r, TB_LOGNO(21)
+                      "account %s speaks %s, which this version of mod_tokenbay "
+                      "cannot convert yet: it is not scheduled for any route",
+                      a->name, a->protocol);
+    }
+    else {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, w->r, TB_LOGNO(22)
+                      "account %s: unknown capability '%s' ignored", a->name,
+                      unknown);
+    }
+}
+
 static apr_status_t snap_load(request_rec *r, snapshot_t **psnap)
 {
     snapshot_t *snap;
@@ -175,6 +221,10 @@ static apr_status_t snap_load(request_rec *r, snapshot_t **psnap)
     if ((rv = tb_db_catalog_load(r, p, &cat)) != APR_SUCCESS) {
         apr_pool_destroy(p);
         return rv;
+    }
+    {
+        warn_ctx_t w = { tb_conf_srv(r->server)->state, r };
+        tb_catalog_foreach_account(cat, r->pool, warn_account, &w);
     }
     snap = apr_pcalloc(p, sizeof(*snap));
     snap->pool = p;

@@ -985,6 +985,7 @@ typedef struct chat_dec_t {
     int next_block;
     int text_block, refusal_block, reasoning_block;  /* open blocks, or -1 */
     int tool_block[MAX_TOOL_SLOTS];   /* chat tool index -> block, or -1 */
+    unsigned char tool_custom[MAX_TOOL_SLOTS]; /* ... a custom tool call */
     int finished;
     int ended;
 } chat_dec_t;
@@ -1086,13 +1087,20 @@ static void decode_tool_calls(apr_pool_t *p, emitter_t *e, chat_dec_t *d,
         const json_t *jidx = json_object_get(tc, "index");
         long idx = json_is_integer(jidx) ? (long)json_integer_value(jidx) : (long)i;
         const char *type = tb_jstr(tc, "type");
-        int custom = type && !strcmp(type, "custom");
-        const json_t *fn = json_object_get(tc, custom ? "custom" : "function");
-        const char *piece = tb_jstr(fn, custom ? "input" : "arguments");
+        int custom;
+        const json_t *fn;
+        const char *piece;
 
         if (idx < 0 || idx >= MAX_TOOL_SLOTS) {
             continue;
         }
+        /* NB: only the first delta of a call says its type */
+        custom = d->tool_block[idx] >= 0 ? d->tool_custom[idx]
+               : (type ? !strcmp(type, "custom")
+                       : json_is_object(json_object_get(tc, "custom")));
+        d->tool_custom[idx] = (unsigned char)custom;
+        fn = json_object_get(tc, custom ? "custom" : "function");
+        piece = tb_jstr(fn, custom ? "input" : "arguments");
         if (d->tool_block[idx] < 0) {
             tb_ir_ev_t ev;
 
