@@ -50,3 +50,34 @@ $A key add --group default --name test-toggle --key tb-test-toggle-key-0006
 $A key add --group default --name test-dbdown --key tb-test-dbdown-key-0007
 $A key add --group other --name test-other --key tb-test-other-key-00008
 $A key add --group frozen --name test-frozen --key tb-test-frozen-key-0009
+
+# ---- dialects: the Responses route and protocol conversion (t/api/1x_*.t) ----
+# group "dialects", key KEY_DIALECTS; every account below serves only it.
+$A group add dialects
+# resp-model: a Responses account first, a chat account as its failover
+$A model add resp-model --owned-by tokenbay
+# conv-model: only a chat account (Responses requests are converted)
+$A model add conv-model --owned-by tokenbay
+# native-model: only a Responses account (chat requests are converted)
+$A model add native-model --owned-by tokenbay
+# bare-model: a chat account that declares no capabilities (no stream usage)
+$A model add bare-model --owned-by tokenbay
+# nostore-model: a Responses account without the store/compact capabilities
+$A model add nostore-model --owned-by tokenbay
+# claude-model: only a protocol this version does not convert yet
+$A model add claude-model --owned-by anthropic
+$A account add rprimary --protocol openai-responses --base-url "$M/rprimary/v1" \
+    --credential sk-rprimary-secret-hhhh8888 --priority 10 --groups dialects --models resp-model
+$A account add rbackup --base-url "$M/rbackup/v1" --credential sk-rbackup-secret-iiii9999 \
+    --priority 5 --groups dialects --models resp-model
+$A account add cchat --base-url "$M/cchat/v1" --credential sk-cchat-secret-jjjj0000 \
+    --groups dialects --models conv-model:conv-upstream
+$A account add rnative --protocol openai-responses --base-url "$M/rnative/v1" \
+    --credential sk-rnative-secret-kkkk1111 --groups dialects --models native-model:native-upstream
+$A account add bare --capabilities '' --base-url "$M/bare/v1" --credential sk-bare-secret-llll2222 \
+    --groups dialects --models bare-model
+$A account add rnostore --protocol openai-responses --capabilities '' --base-url "$M/rnostore/v1" \
+    --credential sk-rnostore-secret-mmmm3333 --groups dialects --models nostore-model
+$A account add claude --protocol anthropic-messages --base-url "$M/claude/v1" \
+    --credential sk-claude-secret-nnnn4444 --groups dialects --models claude-model
+$A key add --group dialects --name test-dialects --key tb-test-dialects-key-010

@@ -28,12 +28,6 @@ sub wait_client_closed {
     }
     return undef;
 }
-sub log_line {
-    my ($re) = @_;
-    open my $fh, '<', Apache::Test::vars('t_logs') . '/tokenbay_log' or die $!;
-    my @l = grep { /$re/ } <$fh>;
-    return $l[-1] // '';
-}
 
 # ---- the default stream ---------------------------------------------------------
 mock_reset();

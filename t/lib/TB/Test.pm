@@ -14,11 +14,12 @@ use Time::HiRes ();
 
 our @EXPORT = qw(
     KEY_DEFAULT KEY_LIMITED KEY_RESTRICTED KEY_DISABLED KEY_EXPIRED
-    KEY_TOGGLE KEY_DBDOWN KEY_OTHER KEY_FROZEN
+    KEY_TOGGLE KEY_DBDOWN KEY_OTHER KEY_FROZEN KEY_DIALECTS
     chat chat_raw get_models json_of error_is
     mock_reset mock_script mock_default mock_requests mock_events
     admin db_ctl
     stream_open stream_read stream_events stream_all chunk
+    sse_blocks resp_events fixture log_line
 );
 
 use constant {
@@ -31,6 +32,7 @@ use constant {
     KEY_DBDOWN     => 'tb-test-dbdown-key-0007',
     KEY_OTHER      => 'tb-test-other-key-00008',
     KEY_FROZEN     => 'tb-test-frozen-key-0009',
+    KEY_DIALECTS   => 'tb-test-dialects-key-010',
 };
 
 my $JSON = JSON::PP->new->canonical->allow_nonref;
@@ -137,6 +139,47 @@ sub stream_events {
         push @ev, $d eq '[DONE]' ? '[DONE]' : (eval { $JSON->decode($d) } // $d);
     }
     return @ev;
+}
+
+# The body's complete SSE events as { event, id, data (decoded when JSON),
+# raw } hashes, in order.
+sub sse_blocks {
+    my ($body) = @_;
+    my @ev;
+    for my $block (split /\n\n/, $body) {
+        my %e = (raw => $block);
+        my @data;
+        for my $line (split /\n/, $block) {
+            if ($line =~ /^event: ?(.*)$/) { $e{event} = $1 }
+            elsif ($line =~ /^id: ?(.*)$/) { $e{id} = $1 }
+            elsif ($line =~ /^data: ?(.*)$/) { push @data, $1 }
+        }
+        next unless @data;
+        my $d = join "\n", @data;
+        $e{data} = $d eq '[DONE]' ? '[DONE]' : (eval { $JSON->decode($d) } // $d);
+        push @ev, \%e;
+    }
+    return @ev;
+}
+
+# The decoded data of a Responses stream's events (hashes with "type").
+sub resp_events { map { $_->{data} } sse_blocks(@_) }
+
+# A captured client request from t/fixtures: { method, url, headers, body }.
+sub fixture {
+    my ($name) = @_;
+    my $dir = Apache::Test::vars('t_dir') . '/fixtures';
+    open my $fh, '<', "$dir/$name.json" or die "$dir/$name.json: $!";
+    local $/;
+    return $JSON->decode(<$fh>);
+}
+
+# The last line of logs/tokenbay_log matching $re ('' when none).
+sub log_line {
+    my ($re) = @_;
+    open my $fh, '<', Apache::Test::vars('t_logs') . '/tokenbay_log' or die $!;
+    my @l = grep { /$re/ } <$fh>;
+    return $l[-1] // '';
 }
 
 # A chat.completion.chunk with a content delta (and optional extras).
