@@ -881,6 +881,7 @@ typedef struct resp_dec_t {
     apr_array_header_t *items;   /* dec_item_t by output_index */
     int next_block;
     int text_block;              /* the open text/refusal part's block, or -1 */
+    long text_item;              /* ... and its item's output index */
     tb_block_kind_t text_kind;
     int text_deltas;
     int started, ended, errored;
@@ -947,16 +948,24 @@ static long jlong(const json_t *o, const char *key, long dflt)
     return json_is_integer(v) ? (long)json_integer_value(v) : dflt;
 }
 
+/* The open text part ends; text that came only whole, with its .done
+ * event (no deltas), is delivered as one delta first. */
 static void close_text(resp_dec_t *d, demit_t *e, apr_pool_t *p,
                        const char *full)
 {
     if (d->text_block >= 0) {
-        tb_ir_ev_t *ev = ev_new(p, TB_EV_BLOCK_STOP, d->text_block, d->text_kind);
-        if (full && !d->text_deltas) {
-            ev->text = full;
-            ev->text_len = strlen(full);
+        if (full && *full && !d->text_deltas) {
+            tb_ir_ev_t *dl = ev_new(p, TB_EV_DELTA, d->text_block, d->text_kind);
+            dec_item_t *it = dec_item(d, d->text_item);
+
+            dl->text = full;
+            dl->text_len = strlen(full);
+            demit(e, dl);
+            if (it) {
+                it->deltas = 1;
+            }
         }
-        demit(e, ev);
+        demit(e, ev_new(p, TB_EV_BLOCK_STOP, d->text_block, d->text_kind));
         d->text_block = -1;
     }
 }
@@ -1083,6 +1092,7 @@ static void decode_delta(resp_dec_t *d, demit_t *e, apr_pool_t *p,
         if (d->text_block < 0 || d->text_kind != bkind) {
             close_text(d, e, p, NULL);
             d->text_block = d->next_block++;
+            d->text_item = idx;
             d->text_kind = bkind;
             d->text_deltas = 0;
             demit(e, ev_new(p, TB_EV_BLOCK_START, d->text_block, bkind));
@@ -1212,6 +1222,7 @@ static apr_status_t resp_decode(void *dec, apr_pool_t *p, const tb_sse_event_t *
 
         close_text(d, &e, p, NULL);
         d->text_block = d->next_block++;
+        d->text_item = jlong(obj, "output_index", -1);
         d->text_kind = bk;
         d->text_deltas = 0;
         demit(&e, ev_new(p, TB_EV_BLOCK_START, d->text_block, bk));
