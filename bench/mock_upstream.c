@@ -7,7 +7,10 @@
  *     mock_upstream PORT            (listens on 127.0.0.1:PORT)
  *
  * Single-threaded, epoll, HTTP/1.1 keep-alive (and pipelining), Content-Length
- * request bodies (chunked request bodies are refused with 411).
+ * request bodies of any size up to 16 MiB, arriving in as many reads as they
+ * take (chunked request bodies are refused with 411). "model", "stream" and
+ * "mock_delay_ms" are read from the top level of the JSON body only (nested
+ * members, e.g. in messages or tool schemas, do not count).
  *
  *   POST .../chat/completions   a ~400-byte chat.completion (with usage); or,
  *                               when the body has "stream": true, a chunked
@@ -21,6 +24,16 @@
  *                               field "mock_delay_ms": N (it passes through
  *                               gateways untouched) or the request header
  *                               X-Mock-Delay-Ms: N.
+ *   POST .../responses          a Responses API "response" object (one
+ *                               output_text message, usage); or, with
+ *                               "stream": true, a chunked event stream of 20
+ *                               "event: <type>\ndata: <json>" events
+ *                               (sequence_number 0..19): response.created,
+ *                               response.in_progress, output_item.added,
+ *                               content_part.added, 12 output_text.delta,
+ *                               output_text.done, content_part.done,
+ *                               output_item.done, response.completed (with
+ *                               usage), paced like the chat stream.
  *   GET  .../models             a one-model list.
  *   anything else               404 JSON error.
  *
@@ -46,12 +59,14 @@
 #include <arpa/inet.h>
 
 #define STREAM_EVENTS    20
+#define RESP_DELTAS      (STREAM_EVENTS - 8)  /* output_text.delta events */
 #define DEFAULT_DELAY_MS 5
 #define MAX_HEADER       (64 * 1024)
 #define MAX_BODY         (16 * 1024 * 1024)
 #define MAX_EVENTS       256
 
 enum { ST_READ, ST_STREAM };
+enum { K_CHAT, K_RESPONSES };
 
 typedef struct conn {
     int fd;
@@ -67,9 +82,12 @@ typedef struct conn {
     uint64_t delay_ns;
     uint64_t deadline;          /* monotonic ns of the next event */
     int heap_idx;               /* -1 when not in the timer heap */
+    int kind;                   /* K_CHAT or K_RESPONSES */
     char model[80];
     char id[40];
+    char msg_id[40];            /* Responses: the output message's id */
     long created;
+    unsigned long in_tokens;    /* Responses: "input tokens" (body bytes / 4) */
     struct conn *next_dead;     /* closed, freed after the current batch */
 } conn_t;
 
@@ -327,23 +345,71 @@ static const char *skip_ws(const char *p, const char *end)
     return p;
 }
 
-/* Position just after `"key"` + optional whitespace + ':' + optional
- * whitespace in the JSON body, or NULL. Good enough for the benchmark's own
- * bodies; it does not parse JSON. */
-static const char *json_value(const char *b, size_t bl, const char *key)
+/* One pass over the JSON object in [b, b+bl): for each keys[i] that is a
+ * member of the top-level object, vals[i] = the start of its value (after the
+ * ':' and whitespace); NULL when absent. Strings are skipped with memchr, so
+ * this is fast on bodies that are mostly long strings (agent prompts), and a
+ * key nested in a message or a tool schema is never taken for a top-level
+ * one. Not a validator: the benchmark's bodies are well-formed. */
+static void json_top_members(const char *b, size_t bl, const char *const *keys,
+                             const char **vals, int n)
 {
-    char pat[64];
-    size_t pl = (size_t)snprintf(pat, sizeof(pat), "\"%s\"", key);
     const char *p = b, *end = b + bl;
+    int depth = 0, expect_key = 0, found = 0, i;
 
-    while ((p = memfind(p, (size_t)(end - p), pat, pl)) != NULL) {
-        const char *v = skip_ws(p + pl, end);
-        if (v < end && *v == ':') {
-            return skip_ws(v + 1, end);
-        }
-        p += pl;
+    for (i = 0; i < n; i++) {
+        vals[i] = NULL;
     }
-    return NULL;
+    while (p < end && found < n) {
+        char ch = *p;
+        if (ch == '"') {
+            const char *s = p + 1, *q = s;
+            for (;;) {                  /* the closing quote: not escaped */
+                const char *bs;
+                q = memchr(q, '"', (size_t)(end - q));
+                if (!q) {
+                    return;
+                }
+                for (bs = q; bs > s && bs[-1] == '\\'; bs--) {
+                }
+                if (((q - bs) & 1) == 0) {
+                    break;
+                }
+                q++;
+            }
+            p = q + 1;
+            if (depth == 1 && expect_key) {
+                const char *v = skip_ws(p, end);
+                expect_key = 0;
+                if (v < end && *v == ':') {
+                    for (i = 0; i < n; i++) {
+                        if (!vals[i] && strlen(keys[i]) == (size_t)(q - s)
+                            && memcmp(keys[i], s, (size_t)(q - s)) == 0) {
+                            vals[i] = skip_ws(v + 1, end);
+                            found++;
+                            break;
+                        }
+                    }
+                    p = v + 1;
+                }
+            }
+            continue;
+        }
+        if (ch == '{' || ch == '[') {
+            if (++depth == 1 && ch == '{') {
+                expect_key = 1;
+            }
+        }
+        else if (ch == '}' || ch == ']') {
+            if (--depth <= 0) {
+                return;
+            }
+        }
+        else if (ch == ',' && depth == 1) {
+            expect_key = 1;
+        }
+        p++;
+    }
 }
 
 /* ---- responses --------------------------------------------------------------- */
@@ -385,13 +451,124 @@ static void chat_completion(conn_t *c)
     respond(c, 200, "OK", "application/json", body, (size_t)n);
 }
 
+/* The text of the Responses answer: the concatenated output_text deltas. */
+static const char *resp_text(void)
+{
+    static char text[RESP_DELTAS * 8 + 1];
+    if (!text[0]) {
+        int i, n = 0;
+        for (i = 0; i < RESP_DELTAS; i++) {
+            n += snprintf(text + n, sizeof(text) - (size_t)n, "tok%02d ", i + 4);
+        }
+    }
+    return text;
+}
+
+/* The "output" array of a completed Responses answer. */
+static int resp_output(conn_t *c, char *buf, size_t sz)
+{
+    return snprintf(buf, sz,
+        "[{\"type\":\"message\",\"id\":\"%s\",\"status\":\"completed\","
+        "\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\","
+        "\"text\":\"%s\",\"annotations\":[]}]}]", c->msg_id, resp_text());
+}
+
+static int resp_usage(conn_t *c, char *buf, size_t sz)
+{
+    return snprintf(buf, sz,
+        "{\"input_tokens\":%lu,\"input_tokens_details\":{\"cached_tokens\":0},"
+        "\"output_tokens\":%d,\"output_tokens_details\":{\"reasoning_tokens\":0},"
+        "\"total_tokens\":%lu}", c->in_tokens, RESP_DELTAS, c->in_tokens + RESP_DELTAS);
+}
+
+/* A "response" object; status "in_progress" (empty output, usage null) or
+ * "completed". */
+static int resp_object(conn_t *c, char *buf, size_t sz, int completed)
+{
+    char out[512], usage[256];
+
+    if (completed) {
+        resp_output(c, out, sizeof(out));
+        resp_usage(c, usage, sizeof(usage));
+    }
+    return snprintf(buf, sz,
+        "{\"id\":\"%s\",\"object\":\"response\",\"created_at\":%ld,"
+        "\"status\":\"%s\",\"error\":null,\"incomplete_details\":null,"
+        "\"model\":\"%s\",\"output\":%s,\"usage\":%s}",
+        c->id, c->created, completed ? "completed" : "in_progress", c->model,
+        completed ? out : "[]", completed ? usage : "null");
+}
+
+static void responses_object(conn_t *c)
+{
+    char body[1024];
+    int n = resp_object(c, body, sizeof(body), 1);
+    respond(c, 200, "OK", "application/json", body, (size_t)n);
+}
+
+/* Responses stream event i: "event: <type>\ndata: <json>\n\n" into ev. */
+static int resp_event(conn_t *c, int i, char *ev, size_t sz)
+{
+    char obj[1024];
+    const char *type;
+    int n;
+
+    if (i == 0 || i == 1 || i == STREAM_EVENTS - 1) {
+        type = i == 0 ? "response.created"
+             : i == 1 ? "response.in_progress" : "response.completed";
+        resp_object(c, obj, sizeof(obj), i == STREAM_EVENTS - 1);
+        return snprintf(ev, sz,
+            "event: %s\ndata: {\"type\":\"%s\",\"sequence_number\":%d,\"response\":%s}\n\n",
+            type, type, i, obj);
+    }
+    if (i == 2 || i == STREAM_EVENTS - 2) {
+        type = i == 2 ? "response.output_item.added" : "response.output_item.done";
+        if (i == 2) {
+            snprintf(obj, sizeof(obj),
+                "{\"type\":\"message\",\"id\":\"%s\",\"status\":\"in_progress\","
+                "\"role\":\"assistant\",\"content\":[]}", c->msg_id);
+        }
+        else {
+            resp_output(c, obj, sizeof(obj));
+            /* the one item, without the array's brackets */
+            n = (int)strlen(obj);
+            memmove(obj, obj + 1, (size_t)n - 2);
+            obj[n - 2] = '\0';
+        }
+        return snprintf(ev, sz,
+            "event: %s\ndata: {\"type\":\"%s\",\"sequence_number\":%d,"
+            "\"output_index\":0,\"item\":%s}\n\n", type, type, i, obj);
+    }
+    if (i == 3 || i == STREAM_EVENTS - 3) {
+        type = i == 3 ? "response.content_part.added" : "response.content_part.done";
+        return snprintf(ev, sz,
+            "event: %s\ndata: {\"type\":\"%s\",\"sequence_number\":%d,\"item_id\":\"%s\","
+            "\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\","
+            "\"text\":\"%s\",\"annotations\":[]}}\n\n",
+            type, type, i, c->msg_id, i == 3 ? "" : resp_text());
+    }
+    if (i == STREAM_EVENTS - 4) {
+        return snprintf(ev, sz,
+            "event: response.output_text.done\ndata: {\"type\":\"response.output_text.done\","
+            "\"sequence_number\":%d,\"item_id\":\"%s\",\"output_index\":0,"
+            "\"content_index\":0,\"text\":\"%s\"}\n\n", i, c->msg_id, resp_text());
+    }
+    return snprintf(ev, sz,
+        "event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\","
+        "\"sequence_number\":%d,\"item_id\":\"%s\",\"output_index\":0,"
+        "\"content_index\":0,\"delta\":\"tok%02d \"}\n\n", i, c->msg_id, i);
+}
+
 /* Append SSE event number i (0-based) of the stream, as one HTTP chunk. */
 static void stream_event(conn_t *c, int i)
 {
-    char ev[1024], chunk[32];
+    char ev[2048], chunk[32];
     int n, h;
 
-    if (i == 0) {
+    if (c->kind == K_RESPONSES) {
+        n = resp_event(c, i, ev, sizeof(ev));
+    }
+    else if (i == 0) {
         n = snprintf(ev, sizeof(ev),
             "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\",\"created\":%ld,"
             "\"model\":\"%s\",\"system_fingerprint\":\"fp_bench\",\"choices\":[{"
@@ -462,7 +639,7 @@ static int process(conn_t *c)
         char method[16], path[1024], version[16], val[128];
         const char *hend, *sp1, *sp2, *eol, *hdr, *body;
         size_t hlen, clen = 0, plen, consumed;
-        int is_post, is_get;
+        int is_post, is_get, is_chat, is_resp;
 
         hend = memfind(c->rbuf, c->rlen, "\r\n\r\n", 4);
         if (!hend) {
@@ -536,32 +713,44 @@ static int process(conn_t *c)
         path[plen] = '\0';
         is_post = strcmp(method, "POST") == 0;
         is_get = strcmp(method, "GET") == 0;
-        snprintf(c->id, sizeof(c->id), "chatcmpl-bench%012lu", ++g_seq);
         c->created = (long)time(NULL);
         strcpy(c->model, "bench-model");
         consumed = hlen + clen;
 
-        if (plen >= 17 && strcmp(path + plen - 17, "/chat/completions") == 0) {
-            const char *v;
+        is_chat = plen >= 17 && strcmp(path + plen - 17, "/chat/completions") == 0;
+        is_resp = plen >= 10 && strcmp(path + plen - 10, "/responses") == 0;
+        if (is_chat || is_resp) {
+            static const char *const keys[] = { "model", "stream", "mock_delay_ms" };
+            const char *v[3];
             int stream = 0;
             uint64_t delay_ms = DEFAULT_DELAY_MS;
+            c->kind = is_resp ? K_RESPONSES : K_CHAT;
+            if (c->kind == K_RESPONSES) {
+                ++g_seq;
+                snprintf(c->id, sizeof(c->id), "resp_bench%012lu", g_seq);
+                snprintf(c->msg_id, sizeof(c->msg_id), "msg_bench%012lu", g_seq);
+                c->in_tokens = clen / 4;
+            }
+            else {
+                snprintf(c->id, sizeof(c->id), "chatcmpl-bench%012lu", ++g_seq);
+            }
             if (!is_post) {
                 respond_error(c, 405, "Method Not Allowed", "use POST");
                 goto next;
             }
-            if ((v = json_value(body, clen, "model")) != NULL && *v == '"') {
-                const char *q = memchr(v + 1, '"', (size_t)(body + clen - v - 1));
-                if (q && (size_t)(q - v - 1) < sizeof(c->model)) {
-                    memcpy(c->model, v + 1, (size_t)(q - v - 1));
-                    c->model[q - v - 1] = '\0';
+            json_top_members(body, clen, keys, v, 3);
+            if (v[0] && *v[0] == '"') {
+                const char *q = memchr(v[0] + 1, '"', (size_t)(body + clen - v[0] - 1));
+                if (q && (size_t)(q - v[0] - 1) < sizeof(c->model)) {
+                    memcpy(c->model, v[0] + 1, (size_t)(q - v[0] - 1));
+                    c->model[q - v[0] - 1] = '\0';
                 }
             }
-            if ((v = json_value(body, clen, "stream")) != NULL
-                && (size_t)(body + clen - v) >= 4 && memcmp(v, "true", 4) == 0) {
+            if (v[1] && (size_t)(body + clen - v[1]) >= 4 && memcmp(v[1], "true", 4) == 0) {
                 stream = 1;
             }
-            if ((v = json_value(body, clen, "mock_delay_ms")) != NULL) {
-                delay_ms = strtoull(v, NULL, 10);
+            if (v[2]) {
+                delay_ms = strtoull(v[2], NULL, 10);
             }
             if (header_get(hdr, (size_t)(hend - hdr), "X-Mock-Delay-Ms", val, sizeof(val))) {
                 delay_ms = strtoull(val, NULL, 10);
@@ -572,7 +761,12 @@ static int process(conn_t *c)
                 stream_start(c, delay_ms);
                 return 0;
             }
-            chat_completion(c);
+            if (c->kind == K_RESPONSES) {
+                responses_object(c);
+            }
+            else {
+                chat_completion(c);
+            }
         }
         else if (plen >= 7 && strcmp(path + plen - 7, "/models") == 0 && is_get) {
             static const char models[] =

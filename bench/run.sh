@@ -13,10 +13,22 @@
 # stopped on exit (by pidfile).
 #
 # Environment (defaults in brackets):
-#   BENCH_DURATION   seconds per wrk run [5]
+#   BENCH_CASES      case groups to measure [small agent responses stream hold]:
+#                      small      ~200-byte chat body, wrk at BENCH_CONNS
+#                      agent      ~50 KB Chat and Responses bodies (Codex turn),
+#                                 non-streaming, wrk at BENCH_AGENT_CONNS
+#                      responses  small Responses body, wrk at BENCH_RESPONSES_CONNS,
+#                                 and Responses streams (TTFB / first content / total)
+#                      stream     chat streams (TTFB / first content / total)
+#                      hold       BENCH_HOLD simultaneous chat streams, RSS
+#   BENCH_DURATION   seconds per wrk run of the small chat case [5]
+#   BENCH_AGENT_DURATION  seconds per wrk run of the agent and Responses
+#                    cases [2, or BENCH_DURATION if smaller]
 #   BENCH_ROUNDS     interleaved rounds of wrk runs; the median is reported [3]
-#   BENCH_CONNS      wrk concurrencies [1 16 64]
-#   BENCH_STREAMS    sequential streams for the TTFB/total probe [50]
+#   BENCH_CONNS      wrk concurrencies of the small chat case [1 16 64]
+#   BENCH_AGENT_CONNS     wrk concurrencies of the agent cases [1 16]
+#   BENCH_RESPONSES_CONNS wrk concurrencies of the small Responses case [16]
+#   BENCH_STREAMS    sequential streams for the TTFB/total probes [50]
 #   BENCH_HOLD       simultaneous streams [500]
 #   BENCH_HOLD_DELAY ms between events in the simultaneous-streams test [100]
 #   BENCH_TARGETS    which targets [direct proxy tokenbay]
@@ -39,6 +51,10 @@ STREAMS=${BENCH_STREAMS:-50}
 HOLD=${BENCH_HOLD:-500}
 HOLD_DELAY=${BENCH_HOLD_DELAY:-100}
 TARGETS=${BENCH_TARGETS:-direct proxy tokenbay}
+CASES=${BENCH_CASES:-small agent responses stream hold}
+AGENT_DURATION=${BENCH_AGENT_DURATION:-$(( DURATION < 2 ? DURATION : 2 ))}
+AGENT_CONNS=${BENCH_AGENT_CONNS:-1 16}
+RESP_CONNS=${BENCH_RESPONSES_CONNS:-16}
 HTTPD=/usr/sbin/apache2
 MODDIR=/usr/lib/apache2/modules
 
@@ -88,6 +104,14 @@ kv() { sed -n "s/.*[[:space:]]$2=\([^[:space:]]*\).*/\1/p" <<<" $1"; }
 
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 
+# want GROUP: is the case group selected in BENCH_CASES?
+want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
+for g in $CASES; do
+    case $g in small|agent|responses|stream|hold) ;;
+        *) die "BENCH_CASES: unknown case group '$g' (small agent responses stream hold)" ;;
+    esac
+done
+
 # ---- set-up ------------------------------------------------------------------
 
 mkdir -p "$RUN" "$BIN" "$LOGS" "$BENCH/results"
@@ -114,6 +138,27 @@ gcc -O2 -Wall -Wextra -o "$BIN/mock_upstream" "$BENCH/mock_upstream.c"
 gcc -O2 -Wall -Wextra -o "$BIN/stream_probe" "$BENCH/stream_probe.c"
 ulimit -n 65536 2>/dev/null || true
 
+# The agent-sized and Responses cases (groups "agent" and "responses").
+# A body case: CPATH (route), CBODY (body file), CMARK (what a good answer
+# contains), CCONNS (wrk concurrencies), CKIND (chat / responses).
+declare -A CPATH CBODY CMARK CCONNS CKIND
+declare -A NA           # NA[case,target]: why the case is not measured there
+CPATH[achat]=/v1/chat/completions; CBODY[achat]=$BENCH/bodies/agent-chat.json
+CMARK[achat]='"object":"chat.completion"'; CCONNS[achat]=$AGENT_CONNS; CKIND[achat]=chat
+CPATH[aresp]=/v1/responses; CBODY[aresp]=$BENCH/bodies/agent-responses.json
+CMARK[aresp]='"object":"response"'; CCONNS[aresp]=$AGENT_CONNS; CKIND[aresp]=responses
+CPATH[sresp]=/v1/responses; CBODY[sresp]=$BENCH/bodies/small-responses.json
+CMARK[sresp]='"object":"response"'; CCONNS[sresp]=$RESP_CONNS; CKIND[sresp]=responses
+CKIND[rstream]=responses  # the Responses streams (stream_probe -f responses)
+declare -A CLABEL=([achat]="the agent-sized Chat body" [aresp]="the agent-sized Responses body"
+                   [sresp]="the small Responses body" [rstream]="Responses streams")
+BODY_CASES=""
+want agent && BODY_CASES="achat aresp"
+want responses && BODY_CASES="$BODY_CASES sresp"
+for cs in $BODY_CASES; do
+    [ -s "${CBODY[$cs]}" ] || die "missing ${CBODY[$cs]} (bench/make_bodies.py writes it)"
+done
+
 log "database (port $DB_PORT)"
 db reset >/dev/null
 ADMIN="$ROOT/scripts/tokenbay-admin"
@@ -125,6 +170,24 @@ KEY=$("$ADMIN" --json key add --group bench --name bench \
       | perl -MJSON::PP -e 'print decode_json(join "", <STDIN>)->{key}')
 [ -n "$KEY" ] || die "could not create a key"
 export BENCH_KEY=$KEY
+# The Responses cases measure pass-through: Responses requests must reach an
+# account that speaks Responses (protocol openai-responses), not the chat
+# account (which mod_tokenbay serves by converting). Accounts of one group
+# are chosen by priority and weight only, so the Responses account gets a
+# group (and key, RKEY) of its own; same mock, same model.
+RKEY=$KEY
+help=$("$ADMIN" account add --help 2>&1 || true)
+if [[ $help == *--protocol* ]]; then
+    "$ADMIN" group add bench-responses >/dev/null
+    "$ADMIN" account add bench-mock-responses --protocol openai-responses \
+        --base-url "http://127.0.0.1:$MOCK_PORT/v1" --groups bench-responses \
+        --models bench-model >/dev/null
+    RKEY=$("$ADMIN" --json key add --group bench-responses --name bench-responses \
+           | perl -MJSON::PP -e 'print decode_json(join "", <STDIN>)->{key}')
+    [ -n "$RKEY" ] || die "could not create the Responses key"
+else
+    log "tokenbay-admin knows no account protocols: the Responses cases use the chat account"
+fi
 
 log "mock upstream (port $MOCK_PORT)"
 "$BIN/mock_upstream" "$MOCK_PORT" >"$LOGS/mock.log" 2>&1 &
@@ -224,6 +287,16 @@ wrk_run() { # port conns seconds logname
     grep '^WRKRESULT' "$LOGS/$4" || echo "WRKRESULT rps=0 p50_ms=0 p99_ms=0 requests=0 errors=1 non2xx=0"
 }
 
+# the key of a case: RKEY (the Responses account's group) for the Responses cases
+case_key() { if [ "${CKIND[$1]}" = responses ]; then echo "$RKEY"; else echo "$KEY"; fi; }
+
+# a body case (bench/post.lua posts the case's body file)
+wrk_body() { # case port conns seconds logname
+    wrk -t1 -c"$3" -d"$4"s --timeout 5s -s "$BENCH/post.lua" \
+        "http://127.0.0.1:$2${CPATH[$1]}" -- "${CBODY[$1]}" "$(case_key "$1")" >"$LOGS/$5" 2>&1 || true
+    grep '^WRKRESULT' "$LOGS/$5" || echo "WRKRESULT rps=0 p50_ms=0 p99_ms=0 requests=0 errors=1 non2xx=0"
+}
+
 db_stmts() {
     db sql -N -e "SHOW GLOBAL STATUS LIKE 'Com_stmt_execute'" 2>/dev/null | awk '{print $2}'
 }
@@ -247,10 +320,17 @@ warm() { # target
     if [ "$1" = tokenbay ]; then
         # every child must have the key (and catalogue) cached: fresh wrk
         # connections land on all children; then no DB statement may run.
+        # The Responses key too, when the Responses cases run with one.
         for i in 1 2 3 4 5 6; do
             wrk_run "$port" 64 1 "warm-$1-$i.log" >/dev/null
+            if [ "$RKEY" != "$KEY" ] && { [ -n "$BODY_CASES" ] || want responses; }; then
+                wrk_body sresp "$port" 64 1 "warm-$1-responses-$i.log" >/dev/null
+            fi
             before=$(db_stmts)
             wrk_run "$port" 64 1 "warm-$1-$i-check.log" >/dev/null
+            if [ "$RKEY" != "$KEY" ] && { [ -n "$BODY_CASES" ] || want responses; }; then
+                wrk_body sresp "$port" 64 1 "warm-$1-responses-$i-check.log" >/dev/null
+            fi
             after=$(db_stmts)
             [ "$before" = "$after" ] && break
         done
@@ -267,6 +347,55 @@ for t in $TARGETS; do
     log "== $t: warm-up"
     warm "$t"
 done
+
+# ---- agent-sized and Responses cases: pre-checks -----------------------------------
+# A case that mod_tokenbay does not serve (yet: /v1/responses is being built)
+# is marked n/a instead of failing the run; anything else that does not
+# answer as expected is an error of the benchmark or a regression: stop.
+not_served() { # case target code what
+    if [ "$2" = tokenbay ] && [ "${CKIND[$1]}" = responses ]; then
+        case $3 in
+            2??) NA[$1,$2]="n/a (unexpected answer)" ;;
+            *) NA[$1,$2]="n/a (route not available)" ;;
+        esac
+        log "  $2 does not serve ${CLABEL[$1]} (HTTP $3): ${NA[$1,$2]}, not measured; answer: $4"
+    else
+        die "$2 does not answer ${CLABEL[$1]} as expected (HTTP $3): $4"
+    fi
+}
+
+precheck_body() { # case target
+    local out code
+    out=$(curl -s -m 10 -w ' HTTP%{http_code}' "http://127.0.0.1:$(target_port "$2")${CPATH[$1]}" \
+          -H "Authorization: Bearer $(case_key "$1")" -H 'Content-Type: application/json' \
+          --data-binary @"${CBODY[$1]}") || true
+    code=${out##* HTTP}
+    case $code in
+        2??) [[ $out == *"${CMARK[$1]}"* ]] && return 0 ;;
+    esac
+    not_served "$1" "$2" "$code" "$(printf '%.300s' "${out% HTTP*}")"
+}
+
+precheck_rstream() { # target
+    local code
+    code=$(curl -s -N -m 10 -o "$LOGS/precheck-rstream-$1.txt" -w '%{http_code}' \
+           "http://127.0.0.1:$(target_port "$1")/v1/responses" \
+           -H "Authorization: Bearer $RKEY" -H 'Content-Type: application/json' \
+           -H 'Accept: text/event-stream' \
+           -d '{"model":"bench-model","input":"Say hello","stream":true}') || true
+    case $code in
+        2??) grep -q 'response.completed' "$LOGS/precheck-rstream-$1.txt" && return 0 ;;
+    esac
+    not_served rstream "$1" "$code" "$(head -c 300 "$LOGS/precheck-rstream-$1.txt" 2>/dev/null)"
+}
+
+if [ -n "$BODY_CASES" ] || want responses; then
+    log "pre-checks of the agent-sized and Responses cases"
+    for t in $TARGETS; do
+        for cs in $BODY_CASES; do precheck_body "$cs" "$t"; done
+        if want responses; then precheck_rstream "$t"; fi
+    done
+fi
 R[tokenbay,db_before]=$(db_stmts)
 
 # median of the arguments
@@ -282,6 +411,9 @@ cpu_ticks() {
     echo "$sum"
 }
 
+# ---- small chat body (group "small") -------------------------------------------------
+
+if want small; then
 for r in $(seq 1 "$ROUNDS"); do
     for c in $CONNS; do
         for t in $TARGETS; do
@@ -312,33 +444,86 @@ for t in $TARGETS; do
         if [ -n "${W[$t,cpu$c]:-}" ]; then R[$t,cpu$c]=$(median ${W[$t,cpu$c]}); fi
     done
 done
+fi
+
+# ---- agent-sized bodies and the small Responses body (groups "agent", "responses") ---
+# Same method as the small chat case (wrk -t1, interleaved rounds, medians,
+# server CPU per request), with bench/post.lua posting a body file.
+
+if [ -n "$BODY_CASES" ]; then
+for r in $(seq 1 "$ROUNDS"); do
+    for cs in $BODY_CASES; do
+        for c in ${CCONNS[$cs]}; do
+            for t in $TARGETS; do
+                [ -z "${NA[$cs,$t]:-}" ] || continue
+                pid=$(target_pid "$t"); ticks=$(cpu_ticks "$pid")
+                line=$(wrk_body "$cs" "$(target_port "$t")" "$c" "$AGENT_DURATION" "wrk-$cs-$t-c$c-r$r.log")
+                ticks=$(( $(cpu_ticks "$pid") - ticks ))
+                n=$(kv "$line" requests)
+                if [ "${n:-0}" -gt 0 ]; then
+                    W[$t,${cs}_cpu$c]="${W[$t,${cs}_cpu$c]:-} $(( ticks * TICK_US / n ))"
+                fi
+                log "round $r, $cs, $t, wrk -t1 -c$c -d${AGENT_DURATION}s: $line"
+                W[$t,${cs}_rps$c]="${W[$t,${cs}_rps$c]:-} $(kv "$line" rps)"
+                W[$t,${cs}_p50_$c]="${W[$t,${cs}_p50_$c]:-} $(kv "$line" p50_ms)"
+                R[$t,${cs}_err$c]=$(( ${R[$t,${cs}_err$c]:-0} + $(kv "$line" errors) + $(kv "$line" non2xx) ))
+            done
+        done
+    done
+done
+for t in $TARGETS; do
+    for cs in $BODY_CASES; do
+        for c in ${CCONNS[$cs]}; do
+            [ -n "${W[$t,${cs}_rps$c]:-}" ] || continue
+            # shellcheck disable=SC2086
+            R[$t,${cs}_rps$c]=$(median ${W[$t,${cs}_rps$c]})
+            # shellcheck disable=SC2086
+            R[$t,${cs}_p50_$c]=$(median ${W[$t,${cs}_p50_$c]})
+            # shellcheck disable=SC2086
+            if [ -n "${W[$t,${cs}_cpu$c]:-}" ]; then R[$t,${cs}_cpu$c]=$(median ${W[$t,${cs}_cpu$c]}); fi
+        done
+    done
+done
+fi
 
 # p-th percentile (nearest rank) of column $2 of file $1
 pctl() { sort -n -k"$2,$2" "$1" | awk -v k="$2" -v p="$3" '{ v[NR] = $k }
     END { if (NR) { i = int(p * NR + 0.999999); if (i < 1) i = 1; print v[i] } }'; }
 
+# Sequential streams: SROUNDS interleaved rounds of STREAMS/SROUNDS streams
+# per target; kind chat (group "stream") or responses (group "responses").
+# Results in R[target,<prefix>ttfb|second|total|...].
 SROUNDS=5
 per=$(( (STREAMS + SROUNDS - 1) / SROUNDS ))
-log "$((per * SROUNDS)) sequential streams per target, $SROUNDS interleaved rounds"
-for t in $TARGETS; do rm -f "$LOGS/streams-$t.txt" "$LOGS/probe-$t.err"; R[$t,s_err]=0; done
-for r in $(seq 1 $SROUNDS); do
-    for t in $TARGETS; do
-        line=$("$BIN/stream_probe" -p "$(target_port "$t")" -k "$KEY" -n "$per" -c 1 -t 60 \
-               -o "$LOGS/streams-$t.txt" 2>>"$LOGS/probe-$t.err") || true
-        log "  $t: $line"
-        R[$t,s_err]=$(( ${R[$t,s_err]} + $(kv "$line" errors) ))
+stream_rounds() { # kind (chat, responses) prefix
+    local kind=$1 pre=$2 r t line f key=$KEY
+    [ "$kind" = chat ] || key=$RKEY
+    log "$((per * SROUNDS)) sequential $kind streams per target, $SROUNDS interleaved rounds"
+    for t in $TARGETS; do rm -f "$LOGS/${pre}streams-$t.txt" "$LOGS/${pre}probe-$t.err"; R[$t,${pre}s_err]=0; done
+    for r in $(seq 1 $SROUNDS); do
+        for t in $TARGETS; do
+            [ -z "${NA[${pre:-chat}stream,$t]:-}" ] || continue
+            line=$("$BIN/stream_probe" -f "$kind" -p "$(target_port "$t")" -k "$key" -n "$per" -c 1 -t 60 \
+                   -o "$LOGS/${pre}streams-$t.txt" 2>>"$LOGS/${pre}probe-$t.err") || true
+            log "  $t: $line"
+            R[$t,${pre}s_err]=$(( ${R[$t,${pre}s_err]} + $(kv "$line" errors) ))
+        done
     done
-done
-for t in $TARGETS; do
-    head -3 "$LOGS/probe-$t.err" >&2
-    f=$LOGS/streams-$t.txt
-    R[$t,s_ok]=$( [ -f "$f" ] && wc -l <"$f" || echo 0)
-    [ "${R[$t,s_ok]}" -gt 0 ] || continue
-    R[$t,ttfb]=$(pctl "$f" 1 0.5); R[$t,ttfb90]=$(pctl "$f" 1 0.9)
-    R[$t,second]=$(pctl "$f" 2 0.5)
-    R[$t,total]=$(pctl "$f" 3 0.5); R[$t,total90]=$(pctl "$f" 3 0.9)
-done
+    for t in $TARGETS; do
+        [ -z "${NA[${pre:-chat}stream,$t]:-}" ] || continue
+        head -3 "$LOGS/${pre}probe-$t.err" >&2
+        f=$LOGS/${pre}streams-$t.txt
+        R[$t,${pre}s_ok]=$( [ -f "$f" ] && wc -l <"$f" || echo 0)
+        [ "${R[$t,${pre}s_ok]}" -gt 0 ] || continue
+        R[$t,${pre}ttfb]=$(pctl "$f" 1 0.5); R[$t,${pre}ttfb90]=$(pctl "$f" 1 0.9)
+        R[$t,${pre}second]=$(pctl "$f" 2 0.5)
+        R[$t,${pre}total]=$(pctl "$f" 3 0.5); R[$t,${pre}total90]=$(pctl "$f" 3 0.9)
+    done
+}
+if want stream; then stream_rounds chat ""; fi
+if want responses; then stream_rounds responses r; fi
 
+if want hold; then
 for t in $TARGETS; do
     log "$t: $HOLD simultaneous streams (${HOLD_DELAY} ms between events)"
     line=$("$BIN/stream_probe" -p "$(target_port "$t")" -k "$KEY" -n "$HOLD" -c "$HOLD" \
@@ -349,31 +534,49 @@ for t in $TARGETS; do
     R[$t,h_rss]=$(kv "$line" peak_rss_kb); R[$t,h_base]=$(kv "$line" base_rss_kb)
     R[$t,h_pss]=$(kv "$line" peak_pss_kb); R[$t,h_bpss]=$(kv "$line" base_pss_kb)
 done
+fi
 R[tokenbay,db_after]=$(db_stmts)
 
 # ---- report ----------------------------------------------------------------------
+# The cells take an optional case (achat, aresp, sresp; rstream for the
+# Responses streams): its results are under keys prefixed "<case>_" ("r" for
+# the Responses streams), and NA[case,target] replaces the cell.
 
-cell_rps() { # target conns
-    local v=${R[$1,rps$2]:-} e=${R[$1,err$2]:-0}
+na_cell() { # target case: prints the n/a text and succeeds when not measured
+    [ -n "${2:-}" ] && [ -n "${NA[$2,$1]:-}" ] && { echo "${NA[$2,$1]}"; return 0; }
+    return 1
+}
+cell_rps() { # target conns [case]
+    na_cell "$1" "${3:-}" && return
+    local p=${3:+${3}_}
+    local v=${R[$1,${p}rps$2]:-} e=${R[$1,${p}err$2]:-0}
     [ -n "$v" ] || { echo "–"; return; }
     if [ "$e" != 0 ]; then echo "$(fmt "$v" '%.0f') ($e errors)"; else fmt "$v" '%.0f'; fi
 }
-cell_cpu() { # target conns
-    [ -n "${R[$1,cpu$2]:-}" ] || { echo "–"; return; }
-    echo "${R[$1,cpu$2]}"
+cell_cpu() { # target conns [case]
+    na_cell "$1" "${3:-}" && return
+    local p=${3:+${3}_}
+    [ -n "${R[$1,${p}cpu$2]:-}" ] || { echo "–"; return; }
+    echo "${R[$1,${p}cpu$2]}"
 }
 cell_ms() { # value
     [ -n "${1:-}" ] || { echo "–"; return; }
     fmt "$1" '%.3f'
 }
-cell_stream() { # target key
-    local ok=${R[$1,s_ok]:-}
+cell_p50() { # target case
+    na_cell "$1" "$2" && return
+    cell_ms "${R[$1,${2}_p50_1]:-}"
+}
+cell_stream() { # target key [prefix: "" chat, "r" Responses]
+    local pre=${3:-}
+    na_cell "$1" "${pre:+${pre}stream}" && return
+    local ok=${R[$1,${pre}s_ok]:-}
     [ -n "$ok" ] || { echo "–"; return; }
-    [ "$ok" -gt 0 ] || { echo "failed (${R[$1,s_err]} errors)"; return; }
-    if [ "${R[$1,s_err]:-0}" != 0 ]; then
-        echo "$(fmt "${R[$1,$2]}" '%.2f') (${R[$1,s_err]} errors)"
+    [ "$ok" -gt 0 ] || { echo "failed (${R[$1,${pre}s_err]} errors)"; return; }
+    if [ "${R[$1,${pre}s_err]:-0}" != 0 ]; then
+        echo "$(fmt "${R[$1,${pre}$2]}" '%.2f') (${R[$1,${pre}s_err]} errors)"
     else
-        fmt "${R[$1,$2]}" '%.2f'
+        fmt "${R[$1,${pre}$2]}" '%.2f'
     fi
 }
 cell_hold() {
@@ -390,9 +593,11 @@ cols() { local f=$1 out=""; shift; for t in direct proxy tokenbay; do out="$out 
 msc() { cell_ms "${R[$1,$2]:-}"; }
 
 has() { [ -n "${R[$1,$2]:-}" ]; }
-verdict() { # description, awk condition over p (proxy) and t (tokenbay), key p, key t
-    local desc=$1 cond=$2 pk=$3 tk=$4
-    if has proxy "$pk" && has tokenbay "$tk"; then
+verdict() { # description, awk condition over p (proxy) and t (tokenbay), key p, key t [case]
+    local desc=$1 cond=$2 pk=$3 tk=$4 cs=${5:-}
+    if [ -n "$cs" ] && [ -n "${NA[$cs,tokenbay]:-}" ]; then
+        echo "- not measured: $desc (mod_tokenbay: ${NA[$cs,tokenbay]})"
+    elif has proxy "$pk" && has tokenbay "$tk"; then
         if awk -v p="${R[proxy,$pk]}" -v t="${R[tokenbay,$tk]}" "BEGIN { exit !($cond) }"; then
             echo "- MET: $desc"
         else
@@ -402,43 +607,87 @@ verdict() { # description, awk condition over p (proxy) and t (tokenbay), key p,
         echo "- not measured: $desc"
     fi
 }
+# " (+0.051 ms)" / " (74%)": tokenbay against proxy for keys $1 (proxy) $2 (tokenbay)
+delta() { has proxy "$1" && has tokenbay "$2" && awk -v p="${R[proxy,$1]}" -v t="${R[tokenbay,$2]}" -v f="$3" 'BEGIN { printf f, t - p }'; }
+ratio() { has proxy "$1" && has tokenbay "$2" && awk -v p="${R[proxy,$1]}" -v t="${R[tokenbay,$2]}" 'BEGIN { if (p > 0) printf " (%.0f%%)", 100 * t / p }'; }
+
+# the per-round values of W[target,$1], printf format $2: "direct 1 2 3, proxy ..."
+per_round() {
+    local out="" t
+    for t in $TARGETS; do
+        [ -n "${W[$t,$1]:-}" ] || continue
+        # shellcheck disable=SC2086,SC2059  # space-separated values; the format is ours
+        out="$out${out:+, }$t$(printf " $2" ${W[$t,$1]})"
+    done
+    echo "${out:-–}"
+}
+kib() { awk -v n="$(stat -c %s "$1")" 'BEGIN { printf "%.0f KB", n / 1000 }'; }
+declare -A CNAME
+CNAME[achat]="Chat, $(kib "${CBODY[achat]}") agent body"
+CNAME[aresp]="Responses, $(kib "${CBODY[aresp]}") agent body"
+ALAST=${AGENT_CONNS##* }
 
 CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
+if ! want small || [ -z "$BODY_CASES" ] || [ "$AGENT_DURATION" = "$DURATION" ]; then
+    RUNS_DESC="$( want small && echo "$DURATION" || echo "$AGENT_DURATION")-second runs"
+else
+    RUNS_DESC="${DURATION}-second runs (agent-sized and Responses bodies: ${AGENT_DURATION}-second runs)"
+fi
 {
     echo "mod_tokenbay benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'); $(nproc) cores ($CPU), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), $($HTTPD -v | sed -n 's/^Server version: //p'), mod_tokenbay $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')."
-    echo "wrk -t1; req/s and latencies are the median of $ROUNDS interleaved ${DURATION}-second runs; everything (wrk, httpd, mock, MariaDB) on the same $(nproc) cores."
+    echo "wrk -t1; req/s and latencies are the median of $ROUNDS interleaved $RUNS_DESC; everything (wrk, httpd, mock, MariaDB) on the same $(nproc) cores."
+    [ "$CASES" = "small agent responses stream hold" ] || echo "Case groups: $CASES."
     echo
     echo "| | direct (mock) | httpd + mod_proxy_http | httpd + mod_tokenbay |"
     echo "|---|---:|---:|---:|"
-    for c in $CONNS; do
-        echo "| req/s, c=$c$(cols cell_rps "$c") |"
-    done
-    echo "| p50 latency, c=1 (ms)$(cols msc p50_1) |"
-    echo "| server CPU per request, c=${CONNS##* } (µs)$(cols cell_cpu "${CONNS##* }") |"
-    echo "| stream time to first byte, p50 (ms)$(cols cell_stream ttfb) |"
-    echo "| stream time to first content (2nd event), p50 (ms)$(cols cell_stream second) |"
-    echo "| stream total, 20 events × 5 ms, p50 (ms)$(cols cell_stream total) |"
-    echo "| $HOLD streams at once (20 events × ${HOLD_DELAY} ms)$(cols cell_hold) |"
-    echo "| peak RSS, $HOLD streams open$(cols cell_rss) |"
+    if want small; then
+        for c in $CONNS; do
+            echo "| req/s, c=$c$(cols cell_rps "$c") |"
+        done
+        echo "| p50 latency, c=1 (ms)$(cols msc p50_1) |"
+        echo "| server CPU per request, c=${CONNS##* } (µs)$(cols cell_cpu "${CONNS##* }") |"
+    fi
+    if want stream; then
+        echo "| stream time to first byte, p50 (ms)$(cols cell_stream ttfb) |"
+        echo "| stream time to first content (2nd event), p50 (ms)$(cols cell_stream second) |"
+        echo "| stream total, 20 events × 5 ms, p50 (ms)$(cols cell_stream total) |"
+    fi
+    if want hold; then
+        echo "| $HOLD streams at once (20 events × ${HOLD_DELAY} ms)$(cols cell_hold) |"
+        echo "| peak RSS, $HOLD streams open$(cols cell_rss) |"
+    fi
+    if want agent; then
+        for cs in achat aresp; do
+            for c in $AGENT_CONNS; do
+                echo "| ${CNAME[$cs]}, req/s, c=$c$(cols cell_rps "$c" "$cs") |"
+            done
+            echo "| ${CNAME[$cs]}, p50 latency, c=1 (ms)$(cols cell_p50 "$cs") |"
+            echo "| ${CNAME[$cs]}, server CPU per request, c=$ALAST (µs)$(cols cell_cpu "$ALAST" "$cs") |"
+        done
+    fi
+    if want responses; then
+        for c in $RESP_CONNS; do
+            echo "| Responses, small body, req/s, c=$c$(cols cell_rps "$c" sresp) |"
+        done
+        echo "| Responses stream time to first byte, p50 (ms)$(cols cell_stream ttfb r) |"
+        echo "| Responses stream time to first content (1st output_text.delta, 5th event), p50 (ms)$(cols cell_stream second r) |"
+        echo "| Responses stream total, 20 events × 5 ms, p50 (ms)$(cols cell_stream total r) |"
+    fi
     echo
     echo "Targets (mod_tokenbay against mod_proxy_http):"
-    ratio=""
-    has proxy rps64 && has tokenbay rps64 && \
-        ratio=$(awk -v p="${R[proxy,rps64]}" -v t="${R[tokenbay,rps64]}" 'BEGIN { if (p > 0) printf " (%.0f%%)", 100 * t / p }')
-    verdict "req/s at c=64 ≥ 60% of mod_proxy_http's$ratio" 't >= 0.6 * p && p > 0' rps64 rps64
-    has proxy p50_1 && has tokenbay p50_1 && \
-        d=$(awk -v p="${R[proxy,p50_1]}" -v t="${R[tokenbay,p50_1]}" 'BEGIN { printf " (%+.3f ms)", t - p }') || d=""
-    verdict "p50 at c=1 within 0.3 ms of mod_proxy_http's$d" 't - p <= 0.3 && t > 0' p50_1 p50_1
-    d=""
-    if [ "${R[tokenbay,s_ok]:-0}" -gt 0 ] && [ "${R[proxy,s_ok]:-0}" -gt 0 ]; then
-        d=$(awk -v p="${R[proxy,ttfb]}" -v t="${R[tokenbay,ttfb]}" 'BEGIN { printf " (%+.2f ms)", t - p }')
-        verdict "stream time to first byte within 1 ms of mod_proxy_http's$d" 't - p <= 1' ttfb ttfb
-        d=$(awk -v p="${R[proxy,second]}" -v t="${R[tokenbay,second]}" 'BEGIN { printf " (%+.2f ms)", t - p }')
-        verdict "(informative) stream time to first content within 1 ms of mod_proxy_http's$d" 't - p <= 1' second second
-    else
-        echo "- MISSED: stream time to first byte within 1 ms of mod_proxy_http's (no successful mod_tokenbay stream)"
+    if want small; then
+        verdict "req/s at c=64 ≥ 60% of mod_proxy_http's$(ratio rps64 rps64)" 't >= 0.6 * p && p > 0' rps64 rps64
+        verdict "p50 at c=1 within 0.3 ms of mod_proxy_http's$(delta p50_1 p50_1 ' (%+.3f ms)')" 't - p <= 0.3 && t > 0' p50_1 p50_1
     fi
-    if [ -n "${R[tokenbay,h_ok]:-}" ]; then
+    if want stream; then
+        if [ "${R[tokenbay,s_ok]:-0}" -gt 0 ] && [ "${R[proxy,s_ok]:-0}" -gt 0 ]; then
+            verdict "stream time to first byte within 1 ms of mod_proxy_http's$(delta ttfb ttfb ' (%+.2f ms)')" 't - p <= 1' ttfb ttfb
+            verdict "(informative) stream time to first content within 1 ms of mod_proxy_http's$(delta second second ' (%+.2f ms)')" 't - p <= 1' second second
+        else
+            echo "- MISSED: stream time to first byte within 1 ms of mod_proxy_http's (no successful mod_tokenbay stream)"
+        fi
+    fi
+    if want hold && [ -n "${R[tokenbay,h_ok]:-}" ]; then
         if [ "${R[tokenbay,h_ok]}" = "$HOLD" ] && [ "${R[tokenbay,h_err]}" = 0 ] \
            && [ "${R[tokenbay,h_open]}" = "$HOLD" ]; then
             echo "- MET: $HOLD simultaneous streams held without errors"
@@ -446,13 +695,35 @@ CPU=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
             echo "- MISSED: $HOLD simultaneous streams held without errors"
         fi
     fi
+    if want agent; then
+        for cs in achat aresp; do
+            verdict "${CNAME[$cs]}: req/s at c=16 ≥ 80% of mod_proxy_http's$(ratio "${cs}_rps16" "${cs}_rps16")" \
+                't >= 0.8 * p && p > 0' "${cs}_rps16" "${cs}_rps16" "$cs"
+            verdict "${CNAME[$cs]}: p50 at c=1 within +0.1 ms of mod_proxy_http's$(delta "${cs}_p50_1" "${cs}_p50_1" ' (%+.3f ms)')" \
+                't - p <= 0.1 && t > 0' "${cs}_p50_1" "${cs}_p50_1" "$cs"
+        done
+    fi
+    if want responses; then
+        verdict "Responses streams: time to first content within 1 ms of mod_proxy_http's$(delta rsecond rsecond ' (%+.2f ms)')" \
+            't - p <= 1' rsecond rsecond rstream
+    fi
     echo
-    echo "Details: p99 latency at c=64 (ms): direct $(msc direct p99_64), proxy $(msc proxy p99_64), tokenbay $(msc tokenbay p99_64);" \
-         "stream TTFB p90 (ms): direct $(msc direct ttfb90), proxy $(msc proxy ttfb90), tokenbay $(msc tokenbay ttfb90);" \
-         "peak PSS with $HOLD streams (MiB): $(for t in direct proxy tokenbay; do has "$t" h_pss && awk -v t="$t" -v p="${R[$t,h_pss]}" 'BEGIN { printf "%s %.1f ", t, p / 1024 }'; done)"
-    last=${CONNS##* }
-    # shellcheck disable=SC2086
-    echo "Per round, req/s at c=$last: $(for t in $TARGETS; do printf '%s%s; ' "$t" "$(printf ' %.0f' ${W[$t,rps$last]:-})"; done)p50 at c=1 (ms): $(for t in $TARGETS; do printf '%s%s; ' "$t" "$(printf ' %.3f' ${W[$t,p50_1]:-})"; done)"
+    if want small || want stream || want hold; then
+        echo "Details: p99 latency at c=64 (ms): direct $(msc direct p99_64), proxy $(msc proxy p99_64), tokenbay $(msc tokenbay p99_64);" \
+             "stream TTFB p90 (ms): direct $(msc direct ttfb90), proxy $(msc proxy ttfb90), tokenbay $(msc tokenbay ttfb90);" \
+             "peak PSS with $HOLD streams (MiB): $(for t in direct proxy tokenbay; do has "$t" h_pss && awk -v t="$t" -v p="${R[$t,h_pss]}" 'BEGIN { printf "%s %.1f ", t, p / 1024 }'; done)"
+    fi
+    if want small; then
+        last=${CONNS##* }
+        # shellcheck disable=SC2086
+        echo "Per round, req/s at c=$last: $(for t in $TARGETS; do printf '%s%s; ' "$t" "$(printf ' %.0f' ${W[$t,rps$last]:-})"; done)p50 at c=1 (ms): $(for t in $TARGETS; do printf '%s%s; ' "$t" "$(printf ' %.3f' ${W[$t,p50_1]:-})"; done)"
+    fi
+    if want agent; then
+        echo "Per round, agent bodies, req/s at c=$ALAST: chat: $(per_round "achat_rps$ALAST" %.0f); responses: $(per_round "aresp_rps$ALAST" %.0f); p50 at c=1 (ms): chat: $(per_round achat_p50_1 %.3f); responses: $(per_round aresp_p50_1 %.3f)."
+    fi
+    if want responses; then
+        echo "Responses stream TTFB p90 (ms): direct $(msc direct rttfb90), proxy $(msc proxy rttfb90), tokenbay $(msc tokenbay rttfb90)."
+    fi
     if has tokenbay db_before && has tokenbay db_after; then
         n=$(( ${R[tokenbay,db_after]} - ${R[tokenbay,db_before]} ))
         if [ "$n" = 0 ]; then
@@ -467,5 +738,5 @@ echo
 cat "$BENCH/results/latest.md"
 log "saved to bench/results/latest.md; raw outputs in $LOGS"
 if [ "${BENCH_KEEP:-0}" = 1 ]; then
-    log "left running (BENCH_KEEP=1): mock :$MOCK_PORT, proxy :$PROXY_PORT, tokenbay :$TB_PORT, key $KEY; stop with bench/run.sh stop"
+    log "left running (BENCH_KEEP=1): mock :$MOCK_PORT, proxy :$PROXY_PORT, tokenbay :$TB_PORT, key $KEY (Responses cases: $RKEY); stop with bench/run.sh stop"
 fi
