@@ -838,7 +838,11 @@ static apr_status_t chat_emit(apr_pool_t *p, const tb_ir_req_t *req,
         /* NB: tool_choice without tools is refused (trap 56) */
         json_decref(tools);
     }
-    tb_openai_emit_common(root, req);
+    tb_openai_emit_sampling(root, req);
+    tb_openai_emit_identity(root, req);
+    if (req->store >= 0) {
+        json_object_set_new(root, "store", json_boolean(req->store));
+    }
     if (req->max_output_tokens >= 0) {
         json_object_set_new(root, "max_completion_tokens",
                             json_integer(req->max_output_tokens));
@@ -906,29 +910,20 @@ static tb_finish_t finish_of(const char *s)
     return TB_FIN_STOP;
 }
 
+static const tb_openai_usage_names_t usage_names = {
+    "prompt_tokens", "completion_tokens", "prompt_tokens_details",
+    "completion_tokens_details"
+};
+
 static void usage_read(const json_t *usage, tb_ir_usage_t *u)
 {
-    tb_openai_count(usage, "prompt_tokens", &u->input);
-    tb_openai_count(usage, "completion_tokens", &u->output);
-    tb_openai_count(usage, "total_tokens", &u->total);
-    tb_openai_count(json_object_get(usage, "prompt_tokens_details"),
-                    "cached_tokens", &u->input_cached);
-    tb_openai_count(json_object_get(usage, "prompt_tokens_details"),
-                    "cache_write_tokens", &u->input_cache_write);
-    tb_openai_count(json_object_get(usage, "completion_tokens_details"),
-                    "reasoning_tokens", &u->output_reasoning);
+    tb_openai_usage_read(usage, &usage_names, u);
 }
 
 static int chat_usage_scan(apr_pool_t *p, const char *body, apr_size_t len,
                            tb_ir_usage_t *u)
 {
-    json_t *usage = tb_json_usage_member(p, body, len);
-
-    if (!usage) {
-        return 0;
-    }
-    usage_read(usage, u);
-    return 1;
+    return tb_openai_usage_scan(p, body, len, &usage_names, u);
 }
 
 static apr_status_t chat_parse_response(apr_pool_t *p, const char *body,

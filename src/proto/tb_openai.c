@@ -143,7 +143,7 @@ static void set_number(json_t *root, const char *key, double v)
     }
 }
 
-void tb_openai_emit_common(json_t *root, const tb_ir_req_t *req)
+void tb_openai_emit_sampling(json_t *root, const tb_ir_req_t *req)
 {
     set_number(root, "temperature", req->temperature);
     set_number(root, "top_p", req->top_p);
@@ -152,9 +152,10 @@ void tb_openai_emit_common(json_t *root, const tb_ir_req_t *req)
     if (req->seed) {
         json_object_set(root, "seed", req->seed);
     }
-    if (req->store >= 0) {
-        json_object_set_new(root, "store", json_boolean(req->store));
-    }
+}
+
+void tb_openai_emit_identity(json_t *root, const tb_ir_req_t *req)
+{
     if (req->metadata) {
         json_object_set(root, "metadata", req->metadata);
     }
@@ -162,6 +163,32 @@ void tb_openai_emit_common(json_t *root, const tb_ir_req_t *req)
     tb_jset_str(root, "safety_identifier", req->safety_identifier);
     tb_jset_str(root, "prompt_cache_key", req->prompt_cache_key);
     tb_jset_str(root, "service_tier", req->service_tier);
+}
+
+void tb_openai_usage_read(const json_t *usage, const tb_openai_usage_names_t *n,
+                          tb_ir_usage_t *u)
+{
+    const json_t *in = json_object_get(usage, n->input_details);
+    const json_t *out = json_object_get(usage, n->output_details);
+
+    tb_openai_count(usage, n->input, &u->input);
+    tb_openai_count(usage, n->output, &u->output);
+    tb_openai_count(usage, "total_tokens", &u->total);
+    tb_openai_count(in, "cached_tokens", &u->input_cached);
+    tb_openai_count(in, "cache_write_tokens", &u->input_cache_write);
+    tb_openai_count(out, "reasoning_tokens", &u->output_reasoning);
+}
+
+int tb_openai_usage_scan(apr_pool_t *p, const char *body, apr_size_t len,
+                         const tb_openai_usage_names_t *n, tb_ir_usage_t *u)
+{
+    json_t *usage = tb_json_usage_member(p, body, len);
+
+    if (!usage) {
+        return 0;
+    }
+    tb_openai_usage_read(usage, n, u);
+    return 1;
 }
 
 void tb_openai_auth(apr_pool_t *p, const char *credential,

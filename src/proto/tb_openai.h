@@ -41,7 +41,24 @@ void tb_openai_model_edit(apr_pool_t *p, const tb_jdoc_t *d, const char *model,
 /* Fields both dialects spell alike: sampling, identity, metadata, store,
  * parallel_tool_calls. */
 void tb_openai_parse_common(apr_pool_t *p, const json_t *root, tb_ir_req_t *req);
-void tb_openai_emit_common(json_t *root, const tb_ir_req_t *req);
+/* ... written back: sampling (temperature, top_p, penalties, seed) */
+void tb_openai_emit_sampling(json_t *root, const tb_ir_req_t *req);
+/* ... and who asks (metadata, user, safety_identifier, prompt_cache_key,
+ * service_tier) */
+void tb_openai_emit_identity(json_t *root, const tb_ir_req_t *req);
+
+/* How a dialect names its usage counts. */
+typedef struct tb_openai_usage_names_t {
+    const char *input, *output;
+    const char *input_details, *output_details;
+} tb_openai_usage_names_t;
+
+/* Read a usage object (absent counts stay as they were). */
+void tb_openai_usage_read(const json_t *usage, const tb_openai_usage_names_t *n,
+                          tb_ir_usage_t *u);
+/* The same from a raw body's top-level "usage" alone. 1 when found. */
+int tb_openai_usage_scan(apr_pool_t *p, const char *body, apr_size_t len,
+                         const tb_openai_usage_names_t *n, tb_ir_usage_t *u);
 
 /* "Authorization: Bearer <credential>" (nothing for an empty one). */
 void tb_openai_auth(apr_pool_t *p, const char *credential,

@@ -712,13 +712,7 @@ static apr_status_t resp_emit(apr_pool_t *p, const tb_ir_req_t *req,
     }
     /* a converted client cannot continue by id: keep nothing upstream */
     json_object_set_new(root, "store", json_boolean(req->store > 0));
-    if (req->metadata) {
-        json_object_set(root, "metadata", req->metadata);
-    }
-    tb_jset_str(root, "user", req->user);
-    tb_jset_str(root, "safety_identifier", req->safety_identifier);
-    tb_jset_str(root, "prompt_cache_key", req->prompt_cache_key);
-    tb_jset_str(root, "service_tier", req->service_tier);
+    tb_openai_emit_identity(root, req);
     if (req->stream) {
         json_object_set_new(root, "stream", json_true());
     }
@@ -728,29 +722,20 @@ static apr_status_t resp_emit(apr_pool_t *p, const tb_ir_req_t *req,
 
 /* ---- an account speaking Responses: answers ------------------------------------------ */
 
+static const tb_openai_usage_names_t usage_names = {
+    "input_tokens", "output_tokens", "input_tokens_details",
+    "output_tokens_details"
+};
+
 static void usage_read(const json_t *usage, tb_ir_usage_t *u)
 {
-    tb_openai_count(usage, "input_tokens", &u->input);
-    tb_openai_count(usage, "output_tokens", &u->output);
-    tb_openai_count(usage, "total_tokens", &u->total);
-    tb_openai_count(json_object_get(usage, "input_tokens_details"),
-                    "cached_tokens", &u->input_cached);
-    tb_openai_count(json_object_get(usage, "input_tokens_details"),
-                    "cache_write_tokens", &u->input_cache_write);
-    tb_openai_count(json_object_get(usage, "output_tokens_details"),
-                    "reasoning_tokens", &u->output_reasoning);
+    tb_openai_usage_read(usage, &usage_names, u);
 }
 
 static int resp_usage_scan(apr_pool_t *p, const char *body, apr_size_t len,
                            tb_ir_usage_t *u)
 {
-    json_t *usage = tb_json_usage_member(p, body, len);
-
-    if (!usage) {
-        return 0;
-    }
-    usage_read(usage, u);
-    return 1;
+    return tb_openai_usage_scan(p, body, len, &usage_names, u);
 }
 
 static const char *summary_text(apr_pool_t *p, const json_t *item)
