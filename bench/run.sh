@@ -349,14 +349,15 @@ for t in $TARGETS; do
 done
 
 # ---- agent-sized and Responses cases: pre-checks -----------------------------------
-# A case that mod_tokenbay does not serve (yet: /v1/responses is being built)
+# A Responses case that mod_tokenbay does not serve (a module without /v1/responses)
 # is marked n/a instead of failing the run; anything else that does not
 # answer as expected is an error of the benchmark or a regression: stop.
 not_served() { # case target code what
     if [ "$2" = tokenbay ] && [ "${CKIND[$1]}" = responses ]; then
         case $3 in
             2??) NA[$1,$2]="n/a (unexpected answer)" ;;
-            *) NA[$1,$2]="n/a (route not available)" ;;
+            404|405|501) NA[$1,$2]="n/a (route not available)" ;;
+            *) NA[$1,$2]="n/a (HTTP $3)" ;;
         esac
         log "  $2 does not serve ${CLABEL[$1]} (HTTP $3): ${NA[$1,$2]}, not measured; answer: $4"
     else
