@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include <apr_strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "tb_json.h"
 
@@ -297,23 +300,58 @@ static int v_utf8(val_t *v)
     return 1;
 }
 
-/* Eight bytes at a time: does the word hold a byte that needs a closer
- * look (a quote, a backslash, a control character or a non-ASCII byte)?
- * Exact for "any byte", which is all the fast path needs. NB: this loop is
- * where a large body spends its time; byte by byte it was most of the
- * gateway's CPU on agent-sized requests. */
+/* Where the run of plain string bytes starting at i ends: the first
+ * quote, backslash, control character or non-ASCII byte (or len). Sixteen
+ * bytes a step with SSE2, else eight (SWAR). NB: this is where a large
+ * body spends its scan; byte by byte it was most of the gateway's CPU on
+ * agent-sized requests. */
 #define ONES  APR_UINT64_C(0x0101010101010101)
 #define HIGHS APR_UINT64_C(0x8080808080808080)
 
-static APR_INLINE int word_is_plain(apr_uint64_t w)
+static APR_INLINE apr_size_t plain_run(const unsigned char *b, apr_size_t i,
+                                       apr_size_t len)
 {
-    apr_uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\');
-    apr_uint64_t special = ((q - ONES) & ~q)            /* a quote */
-                         | ((bs - ONES) & ~bs)          /* a backslash */
-                         | ((w - ONES * 0x20) & ~w)     /* below 0x20 */
-                         | w;                           /* non-ASCII */
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    const __m128i bslash = _mm_set1_epi8('\\');
+    const __m128i space = _mm_set1_epi8(0x20);
 
-    return !(special & HIGHS);
+    while (i + 16 <= len) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(b + i));
+        /* signed: "below 0x20" also catches 0x80..0xff */
+        __m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                               _mm_cmpeq_epi8(x, bslash)),
+                                  _mm_cmplt_epi8(x, space));
+        unsigned m = (unsigned)_mm_movemask_epi8(sp);
+
+        if (m) {
+            return i + (apr_size_t)__builtin_ctz(m);
+        }
+        i += 16;
+    }
+#endif
+    while (i + 8 <= len) {
+        apr_uint64_t w, q, bs, special;
+
+        memcpy(&w, b + i, 8);
+        q = w ^ (ONES * '"');
+        bs = w ^ (ONES * '\\');
+        /* exact up to the first special byte, which is all we use */
+        special = (((q - ONES) & ~q) | ((bs - ONES) & ~bs)
+                   | ((w - ONES * 0x20) & ~w) | w) & HIGHS;
+        if (special) {
+#if APR_IS_BIGENDIAN
+            return i + (apr_size_t)(__builtin_clzll(special) >> 3);
+#else
+            return i + (apr_size_t)(__builtin_ctzll(special) >> 3);
+#endif
+        }
+        i += 8;
+    }
+    while (i < len && b[i] != '"' && b[i] != '\\' && b[i] >= 0x20 && b[i] < 0x80) {
+        ++i;
+    }
+    return i;
 }
 
 static int v_string(val_t *v)
@@ -326,15 +364,7 @@ static int v_string(val_t *v)
     while (v->i < len) {
         unsigned char c;
 
-        while (v->i + 8 <= len) {
-            apr_uint64_t w;
-
-            memcpy(&w, b + v->i, 8);
-            if (!word_is_plain(w)) {
-                break;
-            }
-            v->i += 8;
-        }
+        v->i = plain_run(b, v->i, len);
         if (v->i >= len) {
             break;
         }
