@@ -406,8 +406,14 @@ static int v_string(val_t *v)
                     return v_fail(v, "unpaired surrogate");
                 }
             }
-            else if (!strchr("\"\\/bfnrt", c) || !c) {
-                return v_fail(v, "invalid escape");
+            else {
+                switch (c) {
+                case '"': case '\\': case '/': case 'b': case 'f':
+                case 'n': case 'r': case 't':
+                    break;
+                default:
+                    return v_fail(v, "invalid escape");
+                }
             }
             continue;
         }

@@ -1279,7 +1279,7 @@ static json_t *tool_call_json(apr_pool_t *p, const tb_ir_req_t *req,
     const char *name = tool ? tool->name : pt->name;
     json_t *tc;
 
-    if (tool && tool->kind == TB_TOOL_CUSTOM) {
+    if ((tool && tool->kind == TB_TOOL_CUSTOM) || pt->custom) {
         tc = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", pt->call_id, "type", "custom",
                        "custom", "name", name ? name : "", "input",
                        pt->arguments ? pt->arguments : "");
@@ -1452,6 +1452,7 @@ static apr_status_t chat_encode(void *enc, apr_pool_t *p, const tb_ir_ev_t *ev,
             memset(&pt, 0, sizeof(pt));
             pt.call_id = ev->call_id;
             pt.name = ev->name;
+            pt.custom = ev->custom;
             pt.arguments = "";
             c->tool_index[b] = c->ntools++;
             tc = tool_call_json(p, c->req, &pt, json_integer(c->tool_index[b]));

@@ -1451,6 +1451,13 @@ static apr_status_t resp_render(apr_pool_t *p, const tb_ir_req_t *req,
                                                          pt->text, NULL));
         }
         else if (pt->kind == TB_PART_TOOL_CALL) {
+            /* NB: a call whose arguments are not JSON (cut short) would be
+             * kept and replayed by Codex: left out (6B) */
+            if (!pt->custom && pt->arguments && *pt->arguments
+                && tb_json_validate(p, pt->arguments, strlen(pt->arguments), NULL)
+                   != APR_SUCCESS) {
+                continue;
+            }
             json_array_append_new(output, call_item(p, req, NULL, pt->call_id,
                                   pt->name, pt->arguments && *pt->arguments
                                   ? pt->arguments : "{}", pt->custom, "completed"));
