@@ -8,6 +8,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 scripts/deps.sh
+scripts/clients.sh
 scripts/build.sh
 
 export TB_RUN_DIR=${TB_RUN_DIR:-/tmp/tokenbay-test}
