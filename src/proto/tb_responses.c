@@ -269,10 +269,8 @@ static void parse_item(apr_pool_t *p, const json_t *item, tb_ir_req_t *req)
         part->reasoning_id = tb_jstr(item, "id");
         part->encrypted = tb_jstr(item, "encrypted_content");
     }
-    else if (!strcmp(type, "additional_tools")) {
-        /* newer Codex: more tools in the input */
-        (void)0;
-    }
+    /* additional_tools (newer Codex): its tools join the request's, read
+     * by the caller */
     /* hosted-tool items (web_search_call, file_search_call, computer_call,
      * local_shell_call, mcp_*, ...) have no meaning for another provider:
      * skipped, so they never land between a call and its result (trap 57) */
@@ -364,10 +362,12 @@ static apr_status_t resp_parse(apr_pool_t *p, const tb_req_info_t *info,
         tb_ir_part_add(p, m->parts, TB_PART_TEXT)->text = json_string_value(v);
     }
     json_array_foreach(v, i, item) {
+        size_t k;
+
         parse_item(p, item, req);
         if (!strcmp(tb_jstr(item, "type") ? tb_jstr(item, "type") : "",
                     "additional_tools")) {
-            json_array_foreach(json_object_get(item, "tools"), i, t) {
+            json_array_foreach(json_object_get(item, "tools"), k, t) {
                 parse_tool(p, t, NULL, req);
             }
         }
@@ -1595,14 +1595,26 @@ static apr_status_t open_response(resp_enc_t *c, apr_pool_t *p, tb_buf_t *out)
                snapshot(c, p, "in_progress", 0)));
 }
 
-static enc_item_t *new_item(resp_enc_t *c, tb_block_kind_t kind, const char *prefix)
+/* An item takes its output index when it is announced: a custom call
+ * announced only at its end must not hold an index that later items pass
+ * (the SDK wants every index announced before it is used). */
+static void announce(resp_enc_t *c, enc_item_t *it)
+{
+    it->out_idx = c->items->nelts;
+    APR_ARRAY_PUSH(c->items, enc_item_t *) = it;
+}
+
+static enc_item_t *new_item(resp_enc_t *c, tb_block_kind_t kind, const char *prefix,
+                            int announced)
 {
     enc_item_t *it = apr_pcalloc(c->pool, sizeof(*it));
 
     it->kind = kind;
     it->id = tb_ir_new_id(c->pool, prefix);
-    it->out_idx = c->items->nelts;
-    APR_ARRAY_PUSH(c->items, enc_item_t *) = it;
+    it->out_idx = -1;
+    if (announced) {
+        announce(c, it);
+    }
     return it;
 }
 
@@ -1693,6 +1705,7 @@ static apr_status_t close_item(resp_enc_t *c, apr_pool_t *p, tb_buf_t *out,
             /* announced now that the whole input is known */
             json_t *added = json_deep_copy(item);
 
+            announce(c, it);
             json_object_set_new(added, "input", json_string(""));
             if ((rv = put(c, p, out, "response.output_item.added",
                           json_pack("{s:i, s:o}", "output_index", it->out_idx,
@@ -1762,7 +1775,7 @@ static apr_status_t encode_block_start(resp_enc_t *c, apr_pool_t *p,
             if ((rv = seal_open(c, p, out)) != APR_SUCCESS) {
                 return rv;
             }
-            c->message = new_item(c, TB_BLOCK_TEXT, "msg_");
+            c->message = new_item(c, TB_BLOCK_TEXT, "msg_", 1);
             c->message->parts = tb_json_pool_own(c->pool, json_array());
             if ((rv = put(c, p, out, "response.output_item.added",
                           json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:[]}}",
@@ -1789,7 +1802,7 @@ static apr_status_t encode_block_start(resp_enc_t *c, apr_pool_t *p,
         if ((rv = seal_open(c, p, out)) != APR_SUCCESS) {
             return rv;
         }
-        it = new_item(c, TB_BLOCK_REASONING, "rs_");
+        it = new_item(c, TB_BLOCK_REASONING, "rs_", 1);
         bind_block(c, ev->block, it);
         if ((rv = put(c, p, out, "response.output_item.added",
                       json_pack("{s:i, s:{s:s, s:s, s:[]}}", "output_index",
@@ -1808,17 +1821,17 @@ static apr_status_t encode_block_start(resp_enc_t *c, apr_pool_t *p,
         if ((rv = seal_open(c, p, out)) != APR_SUCCESS) {
             return rv;
         }
-        it = new_item(c, TB_BLOCK_TOOL_CALL, ev->custom ? "ctc_" : "fc_");
+        /* a custom tool that the upstream saw as a function: its input is
+         * inside JSON arguments, known (and announced) only at the end */
+        int restore = !ev->custom && tool && tool->kind == TB_TOOL_CUSTOM;
+
+        it = new_item(c, TB_BLOCK_TOOL_CALL, ev->custom || restore ? "ctc_" : "fc_",
+                      !restore);
         it->call_id = apr_pstrdup(c->pool, ev->call_id ? ev->call_id
                                   : tb_ir_new_id(p, "call_"));
         it->name = apr_pstrdup(c->pool, ev->name ? ev->name : "");
         it->custom = ev->custom;
-        /* a custom tool that the upstream saw as a function: its input is
-         * inside JSON arguments, known only at the end */
-        it->restore = !ev->custom && tool && tool->kind == TB_TOOL_CUSTOM;
-        if (it->restore) {
-            it->id = tb_ir_new_id(c->pool, "ctc_");
-        }
+        it->restore = restore;
         bind_block(c, ev->block, it);
         if (it->restore) {
             return APR_SUCCESS;
