@@ -145,14 +145,15 @@ static apr_status_t on_ir(void *ctx, const tb_ir_ev_t *ev)
         break;
     case TB_EV_ERROR:
         s->flags |= F_ERROR;
+        /* kept for the log, the failover, and a failure the gateway may
+         * have to write itself (with the upstream's code) */
+        s->upstream_error = apr_pmemdup(s->pool, ev->error, sizeof(*ev->error));
+        s->upstream_error->message = apr_pstrdup(s->pool, ev->error->message);
+        s->upstream_error->code = apr_pstrdup(s->pool, ev->error->code);
+        s->upstream_error->type = apr_pstrdup(s->pool, ev->error->type);
+        s->upstream_error->param = NULL;
         if (s->state == TB_STREAM_OPEN) {
-            /* kept for the log and the failover; never encoded */
-            s->upstream_error = apr_pmemdup(s->pool, ev->error, sizeof(*ev->error));
-            s->upstream_error->message = apr_pstrdup(s->pool, ev->error->message);
-            s->upstream_error->code = apr_pstrdup(s->pool, ev->error->code);
-            s->upstream_error->type = apr_pstrdup(s->pool, ev->error->type);
-            s->upstream_error->param = NULL;
-            return APR_SUCCESS;
+            return APR_SUCCESS;   /* never encoded: there will be a failover */
         }
         break;
     case TB_EV_END:
@@ -297,6 +298,13 @@ apr_status_t tb_stream_finish(tb_stream_t *s)
                 /* some upstreams omit their end marker ([DONE]); clients
                  * still get theirs */
                 rv = end_client(s);
+            }
+            else if (s->failed && s->upstream_error) {
+                /* an error event the upstream did not end with its own
+                 * terminal event: the client's failure carries its code */
+                rv = tb_stream_fail(s, s->upstream_error->message,
+                                    s->upstream_error->code ? s->upstream_error->code
+                                                            : "stream_interrupted");
             }
             else {
                 rv = tb_stream_fail(s, "The upstream stream ended before the "

@@ -1226,6 +1226,21 @@ static apr_status_t resp_decode(void *dec, apr_pool_t *p, const tb_sse_event_t *
              || !strcmp(type, "response.custom_tool_call_input.delta")) {
         decode_delta(d, &e, p, obj, TB_BLOCK_TOOL_CALL);
     }
+    else if (!strcmp(type, "response.function_call_arguments.done")
+             || !strcmp(type, "response.custom_tool_call_input.done")) {
+        /* some upstreams send the arguments only here (trap 62) */
+        long idx = jlong(obj, "output_index", -1);
+        dec_item_t *it = dec_item(d, idx);
+        const char *whole = tb_jstr(obj, strstr(type, "function") ? "arguments" : "input");
+
+        if (it && it->block >= 0 && !it->deltas && whole && *whole) {
+            tb_ir_ev_t *dl = ev_new(p, TB_EV_DELTA, it->block, TB_BLOCK_TOOL_CALL);
+            dl->text = whole;
+            dl->text_len = strlen(whole);
+            it->deltas = 1;
+            demit(&e, dl);
+        }
+    }
     else if (!strcmp(type, "response.content_part.done")) {
         const json_t *part = json_object_get(obj, "part");
         const char *t = tb_jstr(part, "text");

@@ -40,6 +40,39 @@ static int agrees(apr_pool_t *p, const char *buf, size_t len)
     return want < 0 || want == got;
 }
 
+static int builds_alike_bad;
+
+/* Our reader builds the tree jansson builds, and our writer's text reads
+ * back (by jansson) as the same tree. */
+static void builds_alike(apr_pool_t *p, const char *buf, size_t len)
+{
+    json_t *want, *got = NULL, *back;
+    const char *out;
+    apr_size_t olen;
+
+    if (memchr(buf, '\0', len)
+        || !(want = json_loadb(buf, len, JSON_ALLOW_NUL, NULL))) {
+        return;
+    }
+    if (tb_json_parse(&got, p, buf, len, NULL) != APR_SUCCESS
+        || !json_equal(want, got)) {
+        if (!builds_alike_bad++) {
+            OK(0, "parse builds what jansson builds: %.*s", (int)len, buf);
+        }
+        json_decref(want);
+        return;
+    }
+    out = tb_json_dump(p, got, &olen);
+    back = out ? json_loadb(out, olen, JSON_ALLOW_NUL, NULL) : NULL;
+    if (!back || !json_equal(want, back)) {
+        if (!builds_alike_bad++) {
+            OK(0, "dump reads back alike: %.*s -> %s", (int)len, buf, out ? out : "NULL");
+        }
+    }
+    json_decref(back);
+    json_decref(want);
+}
+
 static const char *const corpus[] = {
     "{}", "[]", "1", "-0", "0.5e-3", "1E+2", "\"x\"", "true", "false", "null",
     " {\"a\" : [1, 2.0, {\"b\": null}] } ", "{\"a\":1,}", "[1,]", "[,1]",
@@ -76,6 +109,14 @@ void test_validate(apr_pool_t *p)
     for (i = 0; i < sizeof(corpus) / sizeof(corpus[0]); ++i) {
         OK(agrees(p, corpus[i], strlen(corpus[i])),
            "validate agrees with jansson on corpus #%lu", (unsigned long)i);
+        builds_alike(p, corpus[i], strlen(corpus[i]));
+    }
+    {
+        static const char *const reals = "[0.1,0.2,1e-7,123456.789,-0.0,1e300,3.0,2.5e-300]";
+        static const char *const escapes =
+            "[\"\\u00e9\\ud83d\\ude00\\u0000x\\/\\b\\f\\n\\r\\t\\u001f\\u007f\"]";
+        builds_alike(p, reals, strlen(reals));
+        builds_alike(p, escapes, strlen(escapes));
     }
     OK(agrees(p, "\"a\\u0000b\"", 10), "validate accepts \\u0000 like jansson");
     OK(tb_json_validate(p, "[0.2\0]", 6, NULL) == APR_EINVAL
@@ -119,6 +160,7 @@ void test_validate(apr_pool_t *p)
                 }
             }
             ++runs;
+            builds_alike(p, buf, len);
             if (!agrees(p, buf, len)) {
                 if (!bad) {
                     OK(0, "validate agrees with jansson on mutation (len %lu): %.*s",
@@ -130,6 +172,8 @@ void test_validate(apr_pool_t *p)
     }
     OK(bad == 0, "validate agrees with jansson on %d mutated bodies (%d disagreements)",
        runs, bad);
+    OK(builds_alike_bad == 0, "parse and dump build and write what jansson does on the "
+       "corpus and %d mutated bodies (%d differences)", runs, builds_alike_bad);
     OK(tb_json_validate(p, seeds[0], strlen(seeds[0]), NULL) == APR_SUCCESS,
        "validate accepts a real SDK body");
     {
