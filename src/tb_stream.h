@@ -84,7 +84,8 @@ apr_status_t tb_stream_fail(tb_stream_t *s, const char *message,
 tb_stream_state_t tb_stream_state(const tb_stream_t *s);
 const tb_ir_usage_t *tb_stream_usage(const tb_stream_t *s);
 apr_time_t tb_stream_committed_at(const tb_stream_t *s);
-/* The upstream's error seen before the commit, or NULL. */
+/* The upstream's last error event (before the commit: why the attempt
+ * failed; after it: what the client's failure says), or NULL. */
 const tb_ir_error_t *tb_stream_upstream_error(const tb_stream_t *s);
 
 #endif /* TB_STREAM_H */

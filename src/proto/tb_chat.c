@@ -656,8 +656,9 @@ static json_t *emit_user_content(apr_pool_t *p, const apr_array_header_t *parts,
     return arr;
 }
 
-static const char *parts_text(apr_pool_t *p, const apr_array_header_t *parts,
-                              tb_part_kind_t kind)
+/* The text of the parts of one kind, joined with `sep` (NULL: none). */
+static const char *parts_text_sep(apr_pool_t *p, const apr_array_header_t *parts,
+                                  tb_part_kind_t kind, const char *sep)
 {
     const char *out = NULL;
     int i;
@@ -665,10 +666,16 @@ static const char *parts_text(apr_pool_t *p, const apr_array_header_t *parts,
     for (i = 0; i < parts->nelts; ++i) {
         const tb_ir_part_t *pt = &APR_ARRAY_IDX(parts, i, tb_ir_part_t);
         if (pt->kind == kind && pt->text) {
-            out = out ? apr_pstrcat(p, out, pt->text, NULL) : pt->text;
+            out = out ? apr_pstrcat(p, out, sep ? sep : "", pt->text, NULL) : pt->text;
         }
     }
     return out;
+}
+
+static const char *parts_text(apr_pool_t *p, const apr_array_header_t *parts,
+                              tb_part_kind_t kind)
+{
+    return parts_text_sep(p, parts, kind, NULL);
 }
 
 /* Do replayed arguments hold JSON? A truncated call in a history makes
@@ -745,7 +752,8 @@ static json_t *emit_messages(apr_pool_t *p, const tb_ir_req_t *req,
         case TB_ROLE_DEVELOPER:
             /* NB: "developer" is OpenAI's alone; "system" is understood by
              * every chat provider, and OpenAI treats it alike */
-            text = parts_text(p, m->parts, TB_PART_TEXT);
+            /* several text parts (Codex sends them) stay apart */
+            text = parts_text_sep(p, m->parts, TB_PART_TEXT, "\n\n");
             json_array_append_new(msgs, json_pack("{s:s, s:s}", "role", "system",
                                                   "content", text ? text : ""));
             break;

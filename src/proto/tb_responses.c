@@ -1246,6 +1246,12 @@ static apr_status_t resp_decode(void *dec, apr_pool_t *p, const tb_sse_event_t *
         const char *t = tb_jstr(part, "text");
         close_text(d, &e, p, t ? t : tb_jstr(part, "refusal"));
     }
+    else if (!strcmp(type, "response.output_text.done")
+             || !strcmp(type, "response.refusal.done")) {
+        /* the whole text, for upstreams that sent no deltas (trap 62) */
+        const char *t = tb_jstr(obj, "text");
+        close_text(d, &e, p, t ? t : tb_jstr(obj, "refusal"));
+    }
     else if (!strcmp(type, "response.output_item.done")) {
         finish_item(d, &e, p, jlong(obj, "output_index", -1),
                     json_object_get(obj, "item"));

@@ -38,6 +38,8 @@ int main(void)
     test_validate(p);
     test_sse(p);
     test_stream(p);
+    test_convert(p);
+    test_xstream(p);
     printf("1..%d\n", tests);
     apr_pool_destroy(p);
     apr_terminate();

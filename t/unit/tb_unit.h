@@ -18,4 +18,6 @@ void test_util(apr_pool_t *p);
 void test_validate(apr_pool_t *p);
 void test_sse(apr_pool_t *p);
 void test_stream(apr_pool_t *p);
+void test_convert(apr_pool_t *p);
+void test_xstream(apr_pool_t *p);
 #endif
