@@ -5,7 +5,7 @@
  *
  * Bodies are written with single quotes and turned into JSON by Q() (a
  * quote inside a JSON string is \\' in the C text, \u0027 an apostrophe).
- * Captured client bodies are in t/unit/fixtures/ (copies of
+ * Captured client bodies are the suite's, in t/fixtures/ (copies of
  * shared/fixtures/requests). */
 #include <signal.h>
 #include <stdio.h>
@@ -263,18 +263,17 @@ static const char *fixture_dir(apr_pool_t *p)
         exe[n] = '\0';
         if ((slash = strrchr(exe, '/'))) {
             *slash = '\0';
-            cands[nc++] = apr_pstrcat(p, exe, "/fixtures", NULL);
             cands[nc++] = apr_pstrcat(p, exe, "/../fixtures", NULL);
         }
     }
     if (getenv("TB_ROOT")) {
-        cands[nc++] = apr_pstrcat(p, getenv("TB_ROOT"), "/t/unit/fixtures", NULL);
+        cands[nc++] = apr_pstrcat(p, getenv("TB_ROOT"), "/t/fixtures", NULL);
     }
     if (strrchr(__FILE__, '/')) {
         cands[nc++] = apr_pstrcat(p, apr_pstrndup(p, __FILE__, strrchr(__FILE__, '/')
-                                                  - __FILE__), "/fixtures", NULL);
+                                                  - __FILE__), "/../fixtures", NULL);
     }
-    cands[nc++] = "t/unit/fixtures";
+    cands[nc++] = "t/fixtures";
     for (i = 0; i < nc; ++i) {
         const char *probe = apr_pstrcat(p, cands[i], "/codex-0.169-turn1-gpt-5.5.json",
                                         NULL);
@@ -1276,7 +1275,7 @@ static void test_r2c_codex(apr_pool_t *p)
     json_t *args;
     int i;
 
-    OK(fixture_dir(p) != NULL, "codex: fixtures found (t/unit/fixtures)");
+    OK(fixture_dir(p) != NULL, "codex: fixtures found (t/fixtures)");
 
     c = convert(p, &tb_dialect_responses, TB_OP_RESPONSES, &tb_dialect_chat,
                 fixture_body(p, "codex-0.169-turn1-gpt-5.5.json"), TB_CAP_STREAM_USAGE);
