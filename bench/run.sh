@@ -13,12 +13,17 @@
 # stopped on exit (by pidfile).
 #
 # Environment (defaults in brackets):
-#   BENCH_CASES      case groups to measure [small agent responses stream hold]:
+#   BENCH_CASES      case groups to measure [small agent responses convert stream hold]:
 #                      small      ~200-byte chat body, wrk at BENCH_CONNS
 #                      agent      ~50 KB Chat and Responses bodies (Codex turn),
 #                                 non-streaming, wrk at BENCH_AGENT_CONNS
 #                      responses  small Responses body, wrk at BENCH_RESPONSES_CONNS,
 #                                 and Responses streams (TTFB / first content / total)
+#                      convert    mod_tokenbay alone: a Responses client's stream
+#                                 from a chat account (converted) against the
+#                                 same chat stream passed through (time to first
+#                                 content), and bench/convert_cost on the
+#                                 captured Codex request (µs to convert)
 #                      stream     chat streams (TTFB / first content / total)
 #                      hold       BENCH_HOLD simultaneous chat streams, RSS
 #   BENCH_DURATION   seconds per wrk run of the small chat case [5]
@@ -51,7 +56,7 @@ STREAMS=${BENCH_STREAMS:-50}
 HOLD=${BENCH_HOLD:-500}
 HOLD_DELAY=${BENCH_HOLD_DELAY:-100}
 TARGETS=${BENCH_TARGETS:-direct proxy tokenbay}
-CASES=${BENCH_CASES:-small agent responses stream hold}
+CASES=${BENCH_CASES:-small agent responses convert stream hold}
 AGENT_DURATION=${BENCH_AGENT_DURATION:-$(( DURATION < 2 ? DURATION : 2 ))}
 AGENT_CONNS=${BENCH_AGENT_CONNS:-1 16}
 RESP_CONNS=${BENCH_RESPONSES_CONNS:-16}
@@ -107,8 +112,8 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }'; }
 # want GROUP: is the case group selected in BENCH_CASES?
 want() { case " $CASES " in *" $1 "*) return 0 ;; esac; return 1; }
 for g in $CASES; do
-    case $g in small|agent|responses|stream|hold) ;;
-        *) die "BENCH_CASES: unknown case group '$g' (small agent responses stream hold)" ;;
+    case $g in small|agent|responses|convert|stream|hold) ;;
+        *) die "BENCH_CASES: unknown case group '$g' (small agent responses convert stream hold)" ;;
     esac
 done
 
@@ -136,6 +141,10 @@ log "building the module"
 log "building the C tools"
 gcc -O2 -Wall -Wextra -o "$BIN/mock_upstream" "$BENCH/mock_upstream.c"
 gcc -O2 -Wall -Wextra -o "$BIN/stream_probe" "$BENCH/stream_probe.c"
+# the library as the module uses it (same objects, same flags)
+gcc -O2 -Wall -Wextra -o "$BIN/convert_cost" "$BENCH/convert_cost.c" \
+    -I"$ROOT/src" -I"$ROOT/src/proto" $(apr-1-config --cflags --cppflags --includes) \
+    "$ROOT/src/.libs/libtokenbay.a" -ljansson -lcurl $(apr-1-config --link-ld --libs) -lm
 ulimit -n 65536 2>/dev/null || true
 
 # The agent-sized and Responses cases (groups "agent" and "responses").
@@ -524,6 +533,48 @@ stream_rounds() { # kind (chat, responses) prefix
 if want stream; then stream_rounds chat ""; fi
 if want responses; then stream_rounds responses r; fi
 
+# ---- conversion (group "convert"): mod_tokenbay alone ------------------------------
+# The same chat upstream stream (the mock's 20 chat events), once passed
+# through to a chat client and once converted for a Responses client
+# (stream_probe -f responses with the chat account's key), interleaved: the
+# difference in time to first content is what converting costs a client.
+# Then the library's own timing of converting the captured Codex request.
+if want convert; then
+    log "converted streams: $((per * SROUNDS)) chat->chat and chat->Responses streams on mod_tokenbay"
+    for kind in chat responses; do rm -f "$LOGS/cv-$kind.txt" "$LOGS/cv-$kind.err"; done
+    for r in $(seq 1 $SROUNDS); do
+        for kind in chat responses; do
+            # the mock's 20 chat events become 24 Responses events (the
+            # item and part openings and closings are the gateway's)
+            line=$("$BIN/stream_probe" -f "$kind" -e "$([ "$kind" = chat ] && echo 20 || echo 24)" \
+                   -p "$TB_PORT" -k "$KEY" -n "$per" -c 1 -t 60 \
+                   -o "$LOGS/cv-$kind.txt" 2>>"$LOGS/cv-$kind.err") || true
+            log "  $kind: $line"
+        done
+    done
+    for kind in chat responses; do
+        f=$LOGS/cv-$kind.txt
+        [ -s "$f" ] || { head -3 "$LOGS/cv-$kind.err" >&2; die "no successful $kind stream on mod_tokenbay"; }
+        R[cv,$kind,ok]=$(wc -l <"$f")
+        R[cv,$kind,second]=$(pctl "$f" 2 0.5)
+        R[cv,$kind,total]=$(pctl "$f" 3 0.5)
+    done
+    python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["body"]))' \
+        "$ROOT/t/fixtures/codex-0.169-tool-followup.json" >"$RUN/codex-turn.json"
+    for b in "$RUN/codex-turn.json" "$BENCH/bodies/agent-chat.json"; do
+        "$BIN/convert_cost" "$b" 2000 >"$LOGS/convert-$(basename "$b" .json).txt" \
+            || die "convert_cost $b failed"
+        log "  $(head -1 "$LOGS/convert-$(basename "$b" .json).txt")"
+    done
+    cline=$(head -1 "$LOGS/convert-codex-turn.txt")
+    R[cv,codex_bytes]=$(kv "$cline" bytes); R[cv,codex_scan]=$(kv "$cline" scan_us)
+    R[cv,codex_conv]=$(kv "$cline" convert_us)
+    cline=$(head -1 "$LOGS/convert-agent-chat.txt")
+    R[cv,chat_bytes]=$(kv "$cline" bytes); R[cv,chat_conv]=$(kv "$cline" convert_us)
+    R[cv,ev_pass]=$(kv "$(sed -n 2p "$LOGS/convert-codex-turn.txt")" us_per_event)
+    R[cv,ev_conv]=$(kv "$(sed -n 3p "$LOGS/convert-codex-turn.txt")" us_per_event)
+fi
+
 if want hold; then
 for t in $TARGETS; do
     log "$t: $HOLD simultaneous streams (${HOLD_DELAY} ms between events)"
@@ -674,6 +725,18 @@ fi
         echo "| Responses stream time to first content (1st output_text.delta, 5th event), p50 (ms)$(cols cell_stream second r) |"
         echo "| Responses stream total, 20 events × 5 ms, p50 (ms)$(cols cell_stream total r) |"
     fi
+    if want convert; then
+        echo
+        echo "Conversion (mod_tokenbay alone; the same chat upstream stream, $((per * SROUNDS)) streams each):"
+        echo
+        echo "| | chat stream passed through to a chat client | converted for a Responses client |"
+        echo "|---|---:|---:|"
+        echo "| time to first content, p50 (ms) | ${R[cv,chat,second]} | ${R[cv,responses,second]} |"
+        echo "| stream total, p50 (ms) | ${R[cv,chat,total]} | ${R[cv,responses,total]} |"
+        echo "| library cost per upstream event (µs) | ${R[cv,ev_pass]} | ${R[cv,ev_conv]} |"
+        echo
+        echo "Converting a request, in the library (bench/convert_cost, 2000 iterations): the captured Codex turn ($(( ${R[cv,codex_bytes]} / 1024 )) KB, Responses → Chat) ${R[cv,codex_conv]} µs (its validating scan alone ${R[cv,codex_scan]} µs); the agent chat body ($(( ${R[cv,chat_bytes]} / 1024 )) KB, Chat → Responses) ${R[cv,chat_conv]} µs."
+    fi
     echo
     echo "Targets (mod_tokenbay against mod_proxy_http):"
     if want small; then
@@ -695,6 +758,11 @@ fi
         else
             echo "- MISSED: $HOLD simultaneous streams held without errors"
         fi
+    fi
+    if want convert; then
+        d=$(awk -v a="${R[cv,responses,second]}" -v b="${R[cv,chat,second]}" 'BEGIN { printf "%+.2f", a - b }')
+        if awk -v d="$d" 'BEGIN { exit !(d <= 1) }'; then v=MET; else v=MISSED; fi
+        echo "- $v: converted Responses stream: time to first content within 1 ms of the same stream passed through ($d ms)"
     fi
     if want agent; then
         for cs in achat aresp; do
