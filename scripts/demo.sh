@@ -45,6 +45,12 @@ $ADMIN model add gpt-4o-mini --owned-by openai --aliases demo >/dev/null 2>&1 ||
 $ADMIN group add demo >/dev/null 2>&1 || true
 $ADMIN account add demo-mock --base-url "http://127.0.0.1:$MOCK_PORT/a/demo-mock/v1" \
     --groups demo --models gpt-4o-mini >/dev/null 2>&1 || true
+# a provider that speaks the Responses API: chat requests to gpt-5-codex are
+# converted for it, Responses requests to gpt-4o-mini converted for demo-mock
+$ADMIN model add gpt-5-codex --owned-by openai >/dev/null 2>&1 || true
+$ADMIN account add demo-responses --protocol openai-responses \
+    --base-url "http://127.0.0.1:$MOCK_PORT/a/demo-responses/v1" \
+    --groups demo --models gpt-5-codex >/dev/null 2>&1 || true
 if [ ! -s "$TB_RUN_DIR/demo-key" ]; then
     $ADMIN --json key add --group demo --name demo \
         | perl -MJSON::PP -e 'print decode_json(join "", <STDIN>)->{key}' > "$TB_RUN_DIR/demo-key"
@@ -95,7 +101,14 @@ Demo key: $KEY
     -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \\
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}'
 
+  curl -sN http://127.0.0.1:$PORT/v1/responses \\
+    -H "Authorization: Bearer $KEY" -H "Content-Type: application/json" \\
+    -d '{"model":"gpt-5-codex","input":"Hello","stream":true}'
+
   curl -s http://127.0.0.1:$PORT/v1/models -H "Authorization: Bearer $KEY"
+
+gpt-4o-mini is served by a Chat Completions provider, gpt-5-codex by a
+Responses one; either route works with either model (README, "Protocols").
 
 Manage it with:  TOKENBAY_DB_PORT=$TB_DB_PORT TOKENBAY_DB_HOST=127.0.0.1 \\
   TOKENBAY_DB_USER=tokenbay TOKENBAY_DB_PASSWORD=tokenbay scripts/tokenbay-admin key list
