@@ -736,6 +736,23 @@ const char *tb_jdoc_string(const tb_jdoc_t *d, int node, apr_pool_t *p)
     return tb_json_string_value(p, d->buf + n->start, n->len);
 }
 
+int tb_jdoc_streq(const tb_jdoc_t *d, int node, const char *s, apr_pool_t *p)
+{
+    const tb_jnode_t *n;
+    apr_size_t len = strlen(s);
+    const char *v;
+
+    if (node < 0 || node >= d->nnodes || d->nodes[node].type != '"') {
+        return 0;
+    }
+    n = &d->nodes[node];
+    if (!n->escaped) {
+        return n->len == len + 2 && !memcmp(d->buf + n->start + 1, s, len);
+    }
+    v = tb_jdoc_string(d, node, p);
+    return v && !strcmp(v, s);
+}
+
 int tb_jdoc_is(const tb_jdoc_t *d, int node, const char *literal)
 {
     apr_size_t n = strlen(literal);

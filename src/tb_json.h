@@ -73,6 +73,9 @@ int tb_jdoc_member(const tb_jdoc_t *d, int obj, const char *key);
 /* A string node's value (unescaped, in p), or NULL when not a string. */
 const char *tb_jdoc_string(const tb_jdoc_t *d, int node, apr_pool_t *p);
 
+/* Is the node a string equal to `s`? (No copy when it has no escapes.) */
+int tb_jdoc_streq(const tb_jdoc_t *d, int node, const char *s, apr_pool_t *p);
+
 /* Is the node exactly this literal ("true", "null", ...)? */
 int tb_jdoc_is(const tb_jdoc_t *d, int node, const char *literal);
 

@@ -89,15 +89,15 @@ static apr_status_t resp_check(apr_pool_t *p, tb_op_t op, const char *body,
     }
     for (it = d->nodes[n].type == '[' ? d->nodes[n].child : -1, i = 0; it >= 0;
          it = d->nodes[it].next, ++i) {
-        const char *type;
+        int type_node;
 
         if (d->nodes[it].type != '{') {
             const char *param = apr_psprintf(p, "input[%d]", i);
             return tb_ir_error_invalid(err, "invalid_value", param, apr_psprintf(p,
                                        "Invalid '%s': expected an object.", param));
         }
-        type = tb_jdoc_string(d, tb_jdoc_member(d, it, "type"), p);
-        if (!type) {
+        type_node = tb_jdoc_member(d, it, "type");
+        if (type_node < 0 || d->nodes[type_node].type != '"') {
             if (tb_jdoc_member(d, it, "role") < 0) {
                 const char *param = apr_psprintf(p, "input[%d]", i);
                 return tb_ir_error_invalid(err, "invalid_value", param,
@@ -106,10 +106,11 @@ static apr_status_t resp_check(apr_pool_t *p, tb_op_t op, const char *body,
                                                         "'role'.", param));
             }
         }
-        else if (!strcmp(type, "item_reference")) {
+        else if (tb_jdoc_streq(d, type_node, "item_reference", p)) {
             need(info, TB_NEED_NATIVE | TB_NEED_STORE, "input");
         }
-        else if (!strcmp(type, "compaction") || !strcmp(type, "compaction_trigger")) {
+        else if (tb_jdoc_streq(d, type_node, "compaction", p)
+                 || tb_jdoc_streq(d, type_node, "compaction_trigger", p)) {
             need(info, TB_NEED_NATIVE | TB_NEED_COMPACT, "input");
         }
     }
