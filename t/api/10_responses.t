@@ -9,7 +9,7 @@ use Apache::Test qw(-withtestmore);
 use JSON::PP;
 use TB::Test;
 
-plan tests => 109;
+plan tests => 111;
 
 my $K = KEY_DIALECTS;
 my $JSON = JSON::PP->new->canonical;
@@ -85,6 +85,14 @@ like($up->{path}, qr{^/a/rnative/v1/responses$}, 'pass-through: POST .../respons
 is($up->{headers}{authorization}, 'Bearer sk-rnative-secret-kkkk1111', 'pass-through: the account\'s credential');
 like(log_line(qr/account=rnative/), qr{tokens=11/22/33 cached=3 reasoning=4 route=responses protocol=openai-responses},
      'pass-through: usage notes from Responses names');
+
+# a body too large to go with the headers is sent in pieces, still exact
+mock_reset();
+my $big = '{"model":"native-model","input":"' . ('x\u00e9 ' x 7000) . '","x":1}';
+$r = resp($big);
+is($r->code, 200, 'pass-through, 60+ KB body: 200');
+($want = $big) =~ s/"native-model"/"native-upstream"/;
+ok(last_req('rnative')->{body} eq $want, 'pass-through, 60+ KB body: the upstream got the exact bytes, model renamed');
 
 # streamed pass-through: events verbatim, event: lines and sequence numbers kept
 mock_reset();
