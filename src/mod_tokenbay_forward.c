@@ -29,9 +29,10 @@
 #define USER_AGENT "mod_tokenbay/" TB_VERSION
 
 /* Largest single upstream SSE event, and most bytes of opening events held
- * back before the commit. */
+ * back before the commit (Responses opening events echo the request's
+ * instructions and tools: tens of kilobytes for a Codex turn). */
 #define MAX_STREAM_EVENT (4 * 1024 * 1024)
-#define MAX_HELD         (64 * 1024)
+#define MAX_HELD         (1024 * 1024)
 
 /* Why the gateway itself stopped a transfer. */
 #define TB_E_FIRST_TIMEOUT (APR_OS_START_USERERR + 201)
@@ -213,8 +214,10 @@ static apr_status_t attempt_on_data(void *ctx, const char *data, apr_size_t len)
         return a->buf_sink.on_data(a->buf_sink.ctx, data, len);
     }
     rv = tb_stream_feed(a->stream, data, len);
+    /* ended, completely or with an error the client has been told of:
+     * the client's response ends now, whatever the upstream still does */
     if (rv == APR_SUCCESS && !a->completed
-        && tb_stream_state(a->stream) == TB_STREAM_COMPLETE) {
+        && tb_stream_state(a->stream) >= TB_STREAM_COMPLETE) {
         a->completed = a->last_data;
         send_eos(a);
     }
@@ -549,6 +552,7 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
     if (info->stream) {
         apr_table_setn(r->notes, "TOKENBAY_STREAM", "1");
     }
+    memset(&conv_err, 0, sizeof(conv_err));
     while (attempts < max_attempts
            && (idx = tb_sched_pick(rt, routes->nelts, tried, tb_random_u32())) >= 0) {
         const tb_account_t *acct = rt[idx].account;
@@ -559,7 +563,18 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
         apr_status_t rv;
 
         tried[idx] = 1;
-        if (build_request(&f, &rt[idx], &req, &conv_err) != APR_SUCCESS) {
+        memset(&conv_err, 0, sizeof(conv_err));
+        if ((rv = build_request(&f, &rt[idx], &req, &conv_err)) != APR_SUCCESS) {
+            if (rv != APR_EINVAL) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, TB_LOGNO(47)
+                              "account %s (%s): the request could not be built: %s",
+                              acct->name, acct->protocol, conv_err.message
+                              ? conv_err.message : "conversion failed");
+                tb_error_set(&err, HTTP_INTERNAL_SERVER_ERROR, "api_error",
+                             "conversion_failed", NULL,
+                             "The request could not be prepared for the upstream.");
+                return tb_respond_error(r, &err);
+            }
             /* this account cannot express the request; another may */
             conv_failed = 1;
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, TB_LOGNO(46)

@@ -359,6 +359,8 @@ int tb_handler(request_rec *r)
             return tb_respond_error(r, &err);
         }
         apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+        /* RFC 9110: a 426 names the protocol to use; here, plain HTTP */
+        apr_table_setn(r->err_headers_out, "Upgrade", "HTTP/1.1");
         tb_error_set(&err, HTTP_UPGRADE_REQUIRED, "invalid_request_error",
                      "websocket_not_supported", NULL,
                      "This gateway serves the Responses API over HTTP only: use "

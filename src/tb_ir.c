@@ -126,6 +126,30 @@ long tb_ir_usage_total(const tb_ir_usage_t *u)
     return -1;
 }
 
+int tb_ir_error_is_client(const tb_ir_error_t *err)
+{
+    static const char *const codes[] = {
+        "context_length_exceeded", "invalid_prompt", "invalid_request_error",
+        "invalid_image", "invalid_image_format", "invalid_image_url",
+        "invalid_base64_image", "image_too_large", "image_parse_error",
+        "unsupported_image_media_type",
+    };
+    apr_size_t i;
+
+    if (!err) {
+        return 0;
+    }
+    if (err->type && !strcmp(err->type, "invalid_request_error")) {
+        return 1;
+    }
+    for (i = 0; err->code && i < sizeof(codes) / sizeof(codes[0]); ++i) {
+        if (!strcmp(err->code, codes[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 const char *tb_finish_chat_name(tb_finish_t f)
 {
     switch (f) {
@@ -138,6 +162,34 @@ const char *tb_finish_chat_name(tb_finish_t f)
     default:
         return "stop";
     }
+}
+
+void tb_join_init(tb_join_t *j, apr_pool_t *p, const char *sep)
+{
+    j->pieces = apr_array_make(p, 4, sizeof(const char *));
+    j->sep = sep && *sep ? sep : NULL;
+}
+
+void tb_join_add(tb_join_t *j, const char *s)
+{
+    if (!s) {
+        return;
+    }
+    if (j->sep && j->pieces->nelts) {
+        APR_ARRAY_PUSH(j->pieces, const char *) = j->sep;
+    }
+    APR_ARRAY_PUSH(j->pieces, const char *) = s;
+}
+
+const char *tb_join_done(tb_join_t *j, apr_pool_t *p)
+{
+    if (!j->pieces->nelts) {
+        return NULL;
+    }
+    if (j->pieces->nelts == 1) {
+        return APR_ARRAY_IDX(j->pieces, 0, const char *);
+    }
+    return apr_array_pstrcat(p, j->pieces, 0);
 }
 
 const char *tb_ir_new_id(apr_pool_t *p, const char *prefix)

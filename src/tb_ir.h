@@ -200,6 +200,12 @@ typedef struct tb_ir_error_t {
     const char *message;
 } tb_ir_error_t;
 
+/* Is this error the request's own (the same on every account: a bad
+ * request, a prompt too long for the model), rather than the account's
+ * (overloaded, rate limited, out of quota)? The former is answered, never
+ * failed over. */
+int tb_ir_error_is_client(const tb_ir_error_t *err);
+
 typedef struct tb_ir_resp_t {
     const char *id;              /* the producer's id, or NULL */
     const char *model;
@@ -269,6 +275,20 @@ typedef struct tb_ir_ev_t {
 
 /* Where a decoder delivers events; a non-APR_SUCCESS return stops it. */
 typedef apr_status_t tb_ir_sink_fn(void *ctx, const tb_ir_ev_t *ev);
+
+/* ---- joining text ---------------------------------------------------------------- */
+
+/* Pieces of text joined once at the end (never piece by piece: that is
+ * quadratic in the number of pieces, which a client decides). */
+typedef struct tb_join_t {
+    apr_array_header_t *pieces;  /* const char *, separators included */
+    const char *sep;
+} tb_join_t;
+
+void tb_join_init(tb_join_t *j, apr_pool_t *p, const char *sep);
+void tb_join_add(tb_join_t *j, const char *s);
+/* The joined text, or NULL when nothing was added. */
+const char *tb_join_done(tb_join_t *j, apr_pool_t *p);
 
 /* ---- ids ---------------------------------------------------------------------- */
 

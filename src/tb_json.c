@@ -494,19 +494,50 @@ static int v_literal(val_t *v, const char *lit)
 
 /* A new node of the index (its span is completed by the caller). Indexes,
  * not pointers: the array grows while children are parsed. */
+static apr_status_t nodes_free(void *data)
+{
+    free(data);
+    return APR_SUCCESS;
+}
+
+/* A new node of the index (its span is completed by the caller), or -1
+ * when the index is full: then the value is validated, not indexed.
+ * Indexes, not pointers: the array grows while children are parsed. */
 static int node_new(val_t *v, int parent, int *plast)
 {
     tb_jdoc_t *d = v->doc;
     tb_jnode_t *n;
     int idx;
 
+    if (d->nnodes == d->max_nodes) {
+        d->truncated = 1;
+        if (parent >= 0) {
+            d->nodes[parent].partial = 1;
+        }
+        return -1;
+    }
     if (d->nnodes == d->cap) {
         int cap = d->cap ? d->cap * 2 : 64;
-        tb_jnode_t *nodes = apr_palloc(v->pool, cap * sizeof(*nodes));
+        tb_jnode_t *nodes;
 
-        if (d->nnodes) {
-            memcpy(nodes, d->nodes, d->nnodes * sizeof(*nodes));
+        if (cap > d->max_nodes) {
+            cap = d->max_nodes;
         }
+        /* NB: realloc, not the pool: a pool would keep every old copy;
+         * the pool frees the one array (the document itself may be a
+         * copy, or gone, by then) */
+        nodes = realloc(d->nodes, (apr_size_t)cap * sizeof(*nodes));
+        if (!nodes) {
+            d->truncated = 1;
+            if (parent >= 0) {
+                d->nodes[parent].partial = 1;
+            }
+            return -1;
+        }
+        if (d->nodes) {
+            apr_pool_cleanup_kill(v->pool, d->nodes, nodes_free);
+        }
+        apr_pool_cleanup_register(v->pool, nodes, nodes_free, apr_pool_cleanup_null);
         d->nodes = nodes;
         d->cap = cap;
     }
@@ -560,7 +591,9 @@ static int v_container(val_t *v, int depth, int self)
 {
     int obj = v->b[v->i] == '{';
     char close = obj ? '}' : ']';
-    int record = v->doc && self >= 0 && depth < v->max_depth;
+    /* NB: elements of arrays below the first level are never looked up:
+     * not indexed (a body of nested arrays would only fill the index) */
+    int record = v->doc && self >= 0 && depth < v->max_depth && (obj || depth < 2);
     int last = -1;
 
     if (depth >= MAX_DEPTH) {
@@ -574,6 +607,11 @@ static int v_container(val_t *v, int depth, int self)
     }
     for (;;) {
         int child = record ? node_new(v, self, &last) : -1;
+
+        if (record && child < 0 && depth == 0) {
+            /* the root's members are what every check reads */
+            return v_fail(v, "too many members");
+        }
 
         if (obj) {
             v_ws(v);
@@ -695,6 +733,8 @@ apr_status_t tb_json_scan(tb_jdoc_t *doc, apr_pool_t *p, const char *buf,
     memset(doc, 0, sizeof(*doc));
     doc->buf = buf;
     doc->len = len;
+    /* bounded by the body, at a fraction of its size: 48 bytes a node */
+    doc->max_nodes = (int)(len / 64 < 1000000 ? 4096 + len / 64 : 1000000);
     memset(&v, 0, sizeof(v));
     v.b = (const unsigned char *)buf;
     v.len = len;
@@ -1107,7 +1147,9 @@ static apr_status_t write_value(tb_buf_t *out, apr_pool_t *p, const json_t *j,
     apr_status_t rv = APR_SUCCESS;
     char num[32];
 
-    if (depth > MAX_DEPTH) {
+    /* NB: converters nest a client's values deeper than the client did
+     * (a tool's schema goes one or two levels down): room for that */
+    if (depth > MAX_DEPTH + 32) {
         return APR_EINVAL;
     }
     switch (json_typeof(j)) {

@@ -54,13 +54,20 @@ typedef struct tb_jnode_t {
     int nchild;               /* indexed children */
     char type;                /* '{' '[' '"' 't' 'f' 'n', '0' for numbers */
     char escaped;             /* a string value with backslash escapes */
+    char partial;             /* some children are not indexed (the index
+                               * was full): checks must not read absence */
 } tb_jnode_t;
 
 typedef struct tb_jdoc_t {
     const char *buf;
     apr_size_t len;
-    tb_jnode_t *nodes;        /* nodes[0] is the root */
+    tb_jnode_t *nodes;        /* nodes[0] is the root; freed with the pool */
     int nnodes, cap;
+    int max_nodes;            /* 4096 + len/64: the index's memory stays a
+                               * fraction of the body's */
+    int truncated;            /* values beyond max_nodes were validated but
+                               * not indexed (never the root's members: a
+                               * body with more of those is refused) */
 } tb_jdoc_t;
 
 apr_status_t tb_json_scan(tb_jdoc_t *doc, apr_pool_t *p, const char *buf,

@@ -15,6 +15,7 @@
 #define F_OTHER   0x04u   /* anything else the IR knows */
 #define F_ERROR   0x08u   /* an upstream error */
 #define F_END     0x10u   /* the upstream's stream is complete */
+#define F_FINAL   0x20u   /* an error that commits: the request's own */
 
 struct tb_stream_t {
     apr_pool_t *pool;
@@ -25,15 +26,17 @@ struct tb_stream_t {
     tb_sse_parser_t *sse;
     void *dec, *enc;
     tb_stream_state_t state;
-    char *held;               /* client events held back before the commit */
-    apr_size_t held_len;
+    tb_buf_t held;            /* client events held back before the commit,
+                              * grown as needed up to opts.max_held */
     tb_buf_t ev_out;          /* the client bytes of the current event */
     unsigned flags;           /* of the current upstream event */
     tb_ir_usage_t usage;
     int saw_finish;           /* the answer is complete (a finish) */
     int failed;               /* an error was passed on after the commit */
     apr_time_t committed_at;
-    tb_ir_error_t *upstream_error;
+    tb_ir_error_t *upstream_error;   /* points at err or NULL */
+    tb_ir_error_t err;        /* the upstream's last error, copied into: */
+    char err_message[512], err_code[96], err_type[64];
 };
 
 apr_status_t tb_stream_create(tb_stream_t **pstream, apr_pool_t *p,
@@ -52,7 +55,6 @@ apr_status_t tb_stream_create(tb_stream_t **pstream, apr_pool_t *p,
     s->out = *out;
     s->passthrough = opts->client == opts->upstream;
     s->sse = tb_sse_parser_create(p, opts->max_event);
-    s->held = apr_palloc(p, opts->max_held + 1);
     s->dec = opts->upstream->decoder_create(p);
     s->enc = opts->client->encoder_create(p, s->passthrough ? NULL : opts->req,
                                           opts->client_wants_usage);
@@ -83,29 +85,29 @@ static apr_status_t commit(tb_stream_t *s)
 /* Send `buf` (may be empty), preceded by whatever was held back. */
 static apr_status_t emit(tb_stream_t *s, const char *buf, apr_size_t len)
 {
-    if (s->held_len) {
-        char *all = apr_palloc(s->iterp, s->held_len + len);
+    if (s->held.len) {
+        char *all = apr_palloc(s->iterp, s->held.len + len);
 
-        memcpy(all, s->held, s->held_len);
+        memcpy(all, s->held.data, s->held.len);
         if (len) {
-            memcpy(all + s->held_len, buf, len);
+            memcpy(all + s->held.len, buf, len);
         }
-        len += s->held_len;
+        len += s->held.len;
         buf = all;
-        s->held_len = 0;
+        tb_buf_clear(&s->held);
     }
     return len ? s->out.write(s->out.ctx, buf, len) : APR_SUCCESS;
 }
 
 /* Before the commit: keep the bytes for later, or commit when the
- * prelude grows beyond what we are willing to hold. */
+ * prelude grows beyond what we are willing to hold. NB: a Responses
+ * upstream's opening events echo the request's instructions and tools:
+ * tens of kilobytes for an agent's request, and still no content. */
 static apr_status_t hold(tb_stream_t *s, const char *buf, apr_size_t len)
 {
     apr_status_t rv;
 
-    if (s->held_len + len <= s->opts.max_held) {
-        memcpy(s->held + s->held_len, buf, len);
-        s->held_len += len;
+    if (tb_buf_append(&s->held, s->pool, buf, len, s->opts.max_held) == APR_SUCCESS) {
         return APR_SUCCESS;
     }
     if ((rv = commit(s)) != APR_SUCCESS) {
@@ -146,14 +148,31 @@ static apr_status_t on_ir(void *ctx, const tb_ir_ev_t *ev)
     case TB_EV_ERROR:
         s->flags |= F_ERROR;
         /* kept for the log, the failover, and a failure the gateway may
-         * have to write itself (with the upstream's code) */
-        s->upstream_error = apr_pmemdup(s->pool, ev->error, sizeof(*ev->error));
-        s->upstream_error->message = apr_pstrdup(s->pool, ev->error->message);
-        s->upstream_error->code = apr_pstrdup(s->pool, ev->error->code);
-        s->upstream_error->type = apr_pstrdup(s->pool, ev->error->type);
-        s->upstream_error->param = NULL;
+         * have to write itself (with the upstream's code); NB: in fixed
+         * room, as an upstream may send error events without end */
+        memset(&s->err, 0, sizeof(s->err));
+        s->err.status = ev->error->status;
+        apr_cpystrn(s->err_message, ev->error->message ? ev->error->message : "",
+                    sizeof(s->err_message));
+        tb_utf8_trim(s->err_message);
+        s->err.message = s->err_message;
+        if (ev->error->code) {
+            apr_cpystrn(s->err_code, ev->error->code, sizeof(s->err_code));
+            s->err.code = s->err_code;
+        }
+        if (ev->error->type) {
+            apr_cpystrn(s->err_type, ev->error->type, sizeof(s->err_type));
+            s->err.type = s->err_type;
+        }
+        s->upstream_error = &s->err;
         if (s->state == TB_STREAM_OPEN) {
-            return APR_SUCCESS;   /* never encoded: there will be a failover */
+            if (!tb_ir_error_is_client(ev->error)) {
+                return APR_SUCCESS;   /* not encoded: there will be a failover */
+            }
+            /* the request's own error would be the same on every account:
+             * the client gets it, in its dialect (Codex acts on
+             * context_length_exceeded) */
+            s->flags |= F_FINAL;
         }
         break;
     case TB_EV_END:
@@ -225,7 +244,7 @@ static apr_status_t on_sse(void *ctx, const tb_sse_event_t *ev)
     if ((rv = s->opts.upstream->decode(s->dec, s->iterp, ev, on_ir, s)) != APR_SUCCESS) {
         return rv;
     }
-    if ((s->flags & F_ERROR) && s->state == TB_STREAM_OPEN) {
+    if ((s->flags & F_ERROR) && !(s->flags & F_FINAL) && s->state == TB_STREAM_OPEN) {
         return TB_STREAM_E_UPSTREAM;
     }
     if (s->passthrough
@@ -237,7 +256,7 @@ static apr_status_t on_sse(void *ctx, const tb_sse_event_t *ev)
         }
     }
     if (s->state == TB_STREAM_OPEN) {
-        if (s->flags & F_CONTENT) {
+        if (s->flags & (F_CONTENT | F_FINAL)) {
             if ((rv = commit(s)) != APR_SUCCESS) {
                 return rv;
             }

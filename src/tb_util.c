@@ -146,3 +146,73 @@ void tb_buf_clear(tb_buf_t *b)
         b->data[0] = '\0';
     }
 }
+
+void tb_utf8_trim(char *s)
+{
+    apr_size_t n = strlen(s), i = n, need;
+    unsigned char c;
+
+    /* back to the start of the last sequence (at most 3 continuations) */
+    while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) {
+        --i;
+    }
+    if (i == 0) {
+        return;
+    }
+    c = (unsigned char)s[i - 1];
+    need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (c >= 0x80 && n - (i - 1) < need) {
+        s[i - 1] = '\0';
+    }
+}
+
+/* The length of the well-formed UTF-8 sequence at s (shortest form, no
+ * surrogates, at most U+10FFFF), or 0. */
+static apr_size_t utf8_seq(const unsigned char *s, apr_size_t n)
+{
+    unsigned cp;
+    apr_size_t len, k;
+
+    if (s[0] < 0x80) return 1;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) { len = 2; cp = s[0] & 0x1F; }
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF) { len = 3; cp = s[0] & 0x0F; }
+    else if (s[0] >= 0xF0 && s[0] <= 0xF4) { len = 4; cp = s[0] & 0x07; }
+    else return 0;
+    if (len > n) {
+        return 0;
+    }
+    for (k = 1; k < len; ++k) {
+        if ((s[k] & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF)))
+        || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+        return 0;
+    }
+    return len;
+}
+
+char *tb_utf8_clean(apr_pool_t *p, const char *s, apr_size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    char *out = apr_palloc(p, n + 1);
+    apr_size_t i = 0, o = 0;
+
+    while (i < n) {
+        apr_size_t k = u[i] ? utf8_seq(u + i, n - i) : 0;
+
+        if (k) {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        }
+        else {
+            out[o++] = '?';
+            ++i;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}

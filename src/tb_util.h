@@ -30,6 +30,15 @@ long tb_parse_retry_after(const char *value);
 /* Is `s` exactly a decimal integer in [min, max]? Stores it in *pv. */
 int tb_parse_long(const char *s, long min, long max, long *pv);
 
+/* Shorten s (in place) so that it does not end inside a UTF-8 sequence:
+ * what a byte-counted cut of text leaves must stay valid text. */
+void tb_utf8_trim(char *s);
+
+/* A copy of n bytes that is valid UTF-8: every byte that does not belong
+ * to a well-formed sequence becomes '?'. For text relayed from elsewhere
+ * (an upstream's non-JSON error page) into JSON. */
+char *tb_utf8_clean(apr_pool_t *p, const char *s, apr_size_t n);
+
 /* A piece of a body sent in pieces: the pass-through body is the
  * client's bytes around a spliced value, sent without a copy. */
 typedef struct tb_iovec_t {

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 
 #include "tb_dialect.h"
@@ -49,6 +50,9 @@ static apr_status_t chat_check(apr_pool_t *p, tb_op_t op, const char *body,
     for (m = d->nodes[n].child, i = 0; m >= 0; m = d->nodes[m].next, ++i) {
         int role = tb_jdoc_member(d, m, "role");
 
+        if (d->nodes[m].type == '{' && d->nodes[m].partial) {
+            continue;   /* not indexed: the upstream will judge it */
+        }
         if (role < 0 || d->nodes[role].type != '"') {
             const char *param = apr_psprintf(p, "messages[%d]", i);
             return tb_ir_error_invalid(err, "invalid_value", param, apr_psprintf(p,
@@ -114,21 +118,17 @@ static const char *content_text(apr_pool_t *p, const json_t *c)
 {
     const json_t *part;
     size_t i;
-    const char *out = NULL;
+    tb_join_t out;
 
     if (json_is_string(c)) {
         return json_string_value(c);
     }
+    tb_join_init(&out, p, NULL);
     json_array_foreach(c, i, part) {
         const char *t = tb_jstr(part, "text");
-        if (!t) {
-            t = tb_jstr(part, "refusal");
-        }
-        if (t) {
-            out = out ? apr_pstrcat(p, out, t, NULL) : t;
-        }
+        tb_join_add(&out, t ? t : tb_jstr(part, "refusal"));
     }
-    return out;
+    return tb_join_done(&out, p);
 }
 
 static apr_status_t user_parts(apr_pool_t *p, const json_t *content,
@@ -328,7 +328,7 @@ static void parse_tools(apr_pool_t *p, const json_t *tools, tb_ir_req_t *req)
     }
 }
 
-static void parse_tool_choice(const json_t *tc, tb_ir_req_t *req)
+static void parse_tool_choice(apr_pool_t *p, const json_t *tc, tb_ir_req_t *req)
 {
     const char *type;
 
@@ -363,7 +363,7 @@ static void parse_tool_choice(const json_t *tc, tb_ir_req_t *req)
                                                        "name", name));
             }
         }
-        req->allowed_tools = names;   /* owned through the request tree */
+        req->allowed_tools = tb_json_pool_own(p, names);
     }
 }
 
@@ -408,11 +408,12 @@ static apr_status_t chat_parse(apr_pool_t *p, const tb_req_info_t *info,
         tool->hosted_type = "web_search";
         tool->hosted = tb_json_pool_own(p, json_pack("{s:s}", "type", "web_search"));
     }
-    parse_tool_choice(json_object_get(root, "tool_choice"), req);
+    parse_tool_choice(p, json_object_get(root, "tool_choice"), req);
     if (req->tool_choice == TB_TC_UNSET
         && (v = json_object_get(root, "function_call"))) {
-        parse_tool_choice(json_is_object(v)
-                          ? json_pack("{s:s, s:O}", "type", "function", "function", v)
+        parse_tool_choice(p, json_is_object(v)
+                          ? tb_json_pool_own(p, json_pack("{s:s, s:O}", "type",
+                                                          "function", "function", v))
                           : v, req);
     }
     tb_openai_parse_common(p, root, req);
@@ -660,16 +661,17 @@ static json_t *emit_user_content(apr_pool_t *p, const apr_array_header_t *parts,
 static const char *parts_text_sep(apr_pool_t *p, const apr_array_header_t *parts,
                                   tb_part_kind_t kind, const char *sep)
 {
-    const char *out = NULL;
+    tb_join_t out;
     int i;
 
+    tb_join_init(&out, p, sep);
     for (i = 0; i < parts->nelts; ++i) {
         const tb_ir_part_t *pt = &APR_ARRAY_IDX(parts, i, tb_ir_part_t);
-        if (pt->kind == kind && pt->text) {
-            out = out ? apr_pstrcat(p, out, sep ? sep : "", pt->text, NULL) : pt->text;
+        if (pt->kind == kind) {
+            tb_join_add(&out, pt->text);
         }
     }
-    return out;
+    return tb_join_done(&out, p);
 }
 
 static const char *parts_text(apr_pool_t *p, const apr_array_header_t *parts,
@@ -687,12 +689,15 @@ static int arguments_valid(apr_pool_t *p, const tb_ir_part_t *call)
            == APR_SUCCESS;
 }
 
-/* The result of a call, or NULL when the history has none. */
-static const tb_ir_part_t *result_of(const tb_ir_req_t *req, const char *call_id)
+/* Every tool result of the history by the call it answers (the first,
+ * when a call has several): one pass, then lookups, whatever the number
+ * of calls a client sends. */
+static apr_hash_t *results_by_call(apr_pool_t *p, const tb_ir_req_t *req)
 {
+    apr_hash_t *h = apr_hash_make(p);
     int i, k;
 
-    for (i = 0; call_id && i < req->messages->nelts; ++i) {
+    for (i = 0; i < req->messages->nelts; ++i) {
         const tb_ir_msg_t *m = &APR_ARRAY_IDX(req->messages, i, tb_ir_msg_t);
         if (m->role != TB_ROLE_TOOL) {
             continue;
@@ -700,12 +705,12 @@ static const tb_ir_part_t *result_of(const tb_ir_req_t *req, const char *call_id
         for (k = 0; k < m->parts->nelts; ++k) {
             const tb_ir_part_t *pt = &APR_ARRAY_IDX(m->parts, k, tb_ir_part_t);
             if (pt->kind == TB_PART_TOOL_RESULT && pt->result_call_id
-                && !strcmp(pt->result_call_id, call_id)) {
-                return pt;
+                && !apr_hash_get(h, pt->result_call_id, APR_HASH_KEY_STRING)) {
+                apr_hash_set(h, pt->result_call_id, APR_HASH_KEY_STRING, pt);
             }
         }
     }
-    return NULL;
+    return h;
 }
 
 /* A tool result as a tool message, and its media (chat tool messages are
@@ -736,6 +741,7 @@ static json_t *emit_messages(apr_pool_t *p, const tb_ir_req_t *req,
                              tb_ir_error_t *err, apr_status_t *prv)
 {
     json_t *msgs = json_array();
+    apr_hash_t *results = results_by_call(p, req);
     int i, k;
 
     if (req->instructions && *req->instructions) {
@@ -778,7 +784,8 @@ static json_t *emit_messages(apr_pool_t *p, const tb_ir_req_t *req,
                 const char *args;
 
                 if (pt->kind != TB_PART_TOOL_CALL || !pt->call_id
-                    || !result_of(req, pt->call_id) || !arguments_valid(p, pt)) {
+                    || !apr_hash_get(results, pt->call_id, APR_HASH_KEY_STRING)
+                    || !arguments_valid(p, pt)) {
                     continue;
                 }
                 args = pt->custom ? custom_arguments(p, pt->arguments)
@@ -802,7 +809,8 @@ static json_t *emit_messages(apr_pool_t *p, const tb_ir_req_t *req,
             json_array_append_new(msgs, msg);
             for (k = 0; k < (int)json_array_size(calls); ++k) {
                 const char *id = tb_jstr(json_array_get(calls, k), "id");
-                emit_tool_result(p, msgs, media, result_of(req, id), err, prv);
+                emit_tool_result(p, msgs, media,
+                                 apr_hash_get(results, id, APR_HASH_KEY_STRING), err, prv);
             }
             json_array_extend(msgs, media);
             json_decref(calls);
@@ -903,8 +911,15 @@ static apr_status_t chat_emit(apr_pool_t *p, const tb_ir_req_t *req,
                                 json_pack("{s:b}", "include_usage", 1));
         }
     }
-    *pbody = tb_json_dump(p, root, plen);
-    return *pbody ? APR_SUCCESS : APR_ENOMEM;
+    if (!(*pbody = tb_json_dump(p, root, plen))) {
+        err->status = 500;
+        err->type = "api_error";
+        err->code = "conversion_failed";
+        err->param = NULL;
+        err->message = "The request could not be converted for this model's provider.";
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
 }
 
 /* ---- an account speaking chat: answers ---------------------------------------------- */
@@ -983,12 +998,25 @@ static apr_status_t chat_parse_response(apr_pool_t *p, const char *body,
 
 #define MAX_TOOL_SLOTS 128
 
+/* A tool call whose first deltas came without its name: announced when
+ * the name arrives (the item type may depend on it), its arguments kept
+ * until then (§6C). */
+typedef struct pending_call_t {
+    const char *call_id;
+    int custom;
+    tb_buf_t args;
+} pending_call_t;
+
+#define MAX_PENDING_ARGS ((apr_size_t)16 * 1024 * 1024)
+
 typedef struct chat_dec_t {
+    apr_pool_t *pool;
     int started;
     int next_block;
     int text_block, refusal_block, reasoning_block;  /* open blocks, or -1 */
     int tool_block[MAX_TOOL_SLOTS];   /* chat tool index -> block, or -1 */
     unsigned char tool_custom[MAX_TOOL_SLOTS]; /* ... a custom tool call */
+    pending_call_t *pending[MAX_TOOL_SLOTS];   /* ... still without a name */
     int finished;
     int ended;
 } chat_dec_t;
@@ -998,6 +1026,7 @@ static void *chat_decoder_create(apr_pool_t *p)
     chat_dec_t *d = apr_pcalloc(p, sizeof(*d));
     int i;
 
+    d->pool = p;
     d->text_block = d->refusal_block = d->reasoning_block = -1;
     for (i = 0; i < MAX_TOOL_SLOTS; ++i) {
         d->tool_block[i] = -1;
@@ -1068,7 +1097,38 @@ static void open_text_block(emitter_t *e, chat_dec_t *d, int *pblock,
     ev_simple(e, TB_EV_BLOCK_START, *pblock, bkind);
 }
 
-static void close_all(emitter_t *e, chat_dec_t *d)
+/* Open a tool call's block; what it collected while nameless follows. */
+static void open_call(apr_pool_t *p, emitter_t *e, chat_dec_t *d, long idx,
+                      const char *call_id, const char *name, int custom)
+{
+    pending_call_t *pc = d->pending[idx];
+    tb_ir_ev_t ev;
+
+    close_block(e, &d->reasoning_block, TB_BLOCK_REASONING);
+    close_block(e, &d->text_block, TB_BLOCK_TEXT);
+    close_block(e, &d->refusal_block, TB_BLOCK_REFUSAL);
+    d->tool_block[idx] = d->next_block++;
+    memset(&ev, 0, sizeof(ev));
+    ev.kind = TB_EV_BLOCK_START;
+    ev.block = d->tool_block[idx];
+    ev.bkind = TB_BLOCK_TOOL_CALL;
+    ev.call_id = pc && pc->call_id ? pc->call_id : call_id;
+    if (!ev.call_id) {
+        ev.call_id = tb_ir_new_id(p, "call_");
+    }
+    ev.name = name;
+    ev.custom = custom;
+    ev.seq = -1;
+    ev_emit(e, &ev);
+    if (pc) {
+        if (pc->args.len) {
+            ev_delta(e, d->tool_block[idx], TB_BLOCK_TOOL_CALL, pc->args.data);
+        }
+        d->pending[idx] = NULL;
+    }
+}
+
+static void close_all(apr_pool_t *p, emitter_t *e, chat_dec_t *d)
 {
     int i;
 
@@ -1076,6 +1136,10 @@ static void close_all(emitter_t *e, chat_dec_t *d)
     close_block(e, &d->text_block, TB_BLOCK_TEXT);
     close_block(e, &d->refusal_block, TB_BLOCK_REFUSAL);
     for (i = 0; i < MAX_TOOL_SLOTS; ++i) {
+        if (d->pending[i]) {
+            /* the name never came: the call goes out as it is */
+            open_call(p, e, d, i, NULL, "", d->pending[i]->custom);
+        }
         close_block(e, &d->tool_block[i], TB_BLOCK_TOOL_CALL);
     }
 }
@@ -1090,6 +1154,7 @@ static void decode_tool_calls(apr_pool_t *p, emitter_t *e, chat_dec_t *d,
         const json_t *jidx = json_object_get(tc, "index");
         long idx = json_is_integer(jidx) ? (long)json_integer_value(jidx) : (long)i;
         const char *type = tb_jstr(tc, "type");
+        const char *name;
         int custom;
         const json_t *fn;
         const char *piece;
@@ -1098,31 +1163,32 @@ static void decode_tool_calls(apr_pool_t *p, emitter_t *e, chat_dec_t *d,
             continue;
         }
         /* NB: only the first delta of a call says its type */
-        custom = d->tool_block[idx] >= 0 ? d->tool_custom[idx]
+        custom = d->tool_block[idx] >= 0 || d->pending[idx] ? d->tool_custom[idx]
                : (type ? !strcmp(type, "custom")
                        : json_is_object(json_object_get(tc, "custom")));
         d->tool_custom[idx] = (unsigned char)custom;
         fn = json_object_get(tc, custom ? "custom" : "function");
         piece = tb_jstr(fn, custom ? "input" : "arguments");
+        name = tb_jstr(fn, "name");
         if (d->tool_block[idx] < 0) {
-            tb_ir_ev_t ev;
+            if (!name || !*name) {
+                pending_call_t *pc = d->pending[idx];
 
-            close_block(e, &d->reasoning_block, TB_BLOCK_REASONING);
-            close_block(e, &d->text_block, TB_BLOCK_TEXT);
-            close_block(e, &d->refusal_block, TB_BLOCK_REFUSAL);
-            d->tool_block[idx] = d->next_block++;
-            memset(&ev, 0, sizeof(ev));
-            ev.kind = TB_EV_BLOCK_START;
-            ev.block = d->tool_block[idx];
-            ev.bkind = TB_BLOCK_TOOL_CALL;
-            ev.call_id = tb_jstr(tc, "id");
-            if (!ev.call_id) {
-                ev.call_id = tb_ir_new_id(p, "call_");
+                if (!pc) {
+                    pc = d->pending[idx] = apr_pcalloc(d->pool, sizeof(*pc));
+                    pc->custom = custom;
+                }
+                if (!pc->call_id && tb_jstr(tc, "id")) {
+                    pc->call_id = apr_pstrdup(d->pool, tb_jstr(tc, "id"));
+                }
+                if (piece && *piece
+                    && tb_buf_append(&pc->args, d->pool, piece, strlen(piece),
+                                     MAX_PENDING_ARGS) != APR_SUCCESS) {
+                    e->rv = APR_ENOSPC;
+                }
+                continue;
             }
-            ev.name = tb_jstr(fn, "name");
-            ev.custom = custom;
-            ev.seq = -1;
-            ev_emit(e, &ev);
+            open_call(p, e, d, idx, tb_jstr(tc, "id"), name, custom);
         }
         /* NB: some upstreams send id, name and arguments in one chunk
          * (trap 60): the arguments count once, here */
@@ -1146,7 +1212,7 @@ static apr_status_t chat_decode(void *dec, apr_pool_t *scratch,
         return APR_SUCCESS;
     }
     if (sse->data_len == 6 && !memcmp(sse->data, "[DONE]", 6)) {
-        close_all(&e, d);
+        close_all(scratch, &e, d);
         d->ended = 1;
         ev_simple(&e, TB_EV_END, 0, TB_BLOCK_OTHER);
         return e.rv;
@@ -1228,7 +1294,7 @@ static apr_status_t chat_decode(void *dec, apr_pool_t *scratch,
         if ((t = tb_jstr(c, "finish_reason"))) {
             tb_ir_ev_t ev;
 
-            close_all(&e, d);
+            close_all(scratch, &e, d);
             d->finished = 1;
             memset(&ev, 0, sizeof(ev));
             ev.kind = TB_EV_FINISH;
@@ -1285,18 +1351,25 @@ static json_t *tool_call_json(apr_pool_t *p, const tb_ir_req_t *req,
 {
     const tb_ir_tool_t *tool = tb_ir_req_tool(p, req, pt->name);
     const char *name = tool ? tool->name : pt->name;
+    /* NB: an upstream may leave the call id out; chat clients need one */
+    const char *id = pt->call_id ? pt->call_id : tb_ir_new_id(p, "call_");
     json_t *tc;
 
     if ((tool && tool->kind == TB_TOOL_CUSTOM) || pt->custom) {
-        tc = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", pt->call_id, "type", "custom",
+        tc = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id, "type", "custom",
                        "custom", "name", name ? name : "", "input",
                        pt->arguments ? pt->arguments : "");
     }
     else {
-        tc = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", pt->call_id ? pt->call_id : "",
+        tc = json_pack("{s:s, s:s, s:{s:s, s:s}}", "id", id,
                        "type", "function", "function", "name", name ? name : "",
                        "arguments", pt->arguments && *pt->arguments ? pt->arguments
                                                                     : "{}");
+    }
+    if (!tc) {
+        /* strings that are not UTF-8: nothing jansson can hold */
+        json_decref(index);
+        return NULL;
     }
     if (index) {
         json_object_set_new(tc, "index", index);
@@ -1324,7 +1397,10 @@ static apr_status_t chat_render(apr_pool_t *p, const tb_ir_req_t *req,
     for (i = 0; i < resp->output->nelts; ++i) {
         const tb_ir_part_t *pt = &APR_ARRAY_IDX(resp->output, i, tb_ir_part_t);
         if (pt->kind == TB_PART_TOOL_CALL) {
-            json_array_append_new(calls, tool_call_json(p, req, pt, NULL));
+            json_t *tc = tool_call_json(p, req, pt, NULL);
+            if (tc) {
+                json_array_append_new(calls, tc);
+            }
         }
     }
     if (json_array_size(calls)) {
@@ -1464,6 +1540,9 @@ static apr_status_t chat_encode(void *enc, apr_pool_t *p, const tb_ir_ev_t *ev,
             pt.arguments = "";
             c->tool_index[b] = c->ntools++;
             tc = tool_call_json(p, c->req, &pt, json_integer(c->tool_index[b]));
+            if (!tc) {
+                return APR_EINVAL;
+            }
             c->tool_custom[b] = !strcmp(tb_jstr(tc, "type"), "custom");
             /* NB: the arguments come in deltas: the first delta holds none */
             if (!c->tool_custom[b]) {

@@ -178,7 +178,9 @@ void tb_openai_error_read(apr_pool_t *p, int status, const char *body,
 
     memset(err, 0, sizeof(*err));
     err->status = status;
-    err->type = status >= 500 ? "server_error" : "invalid_request_error";
+    /* NB: an error inside a stream (status 0) that does not say what it
+     * is counts as the upstream's, not the request's: failover */
+    err->type = status >= 500 || status == 0 ? "server_error" : "invalid_request_error";
     if (body && len
         && tb_json_parse(&root, p, body, len, NULL) == APR_SUCCESS
         && json_is_object(e = json_object_get(root, "error"))) {
@@ -193,10 +195,13 @@ void tb_openai_error_read(apr_pool_t *p, int status, const char *body,
     else if (root && json_is_string(json_object_get(root, "message"))) {
         err->message = tb_jstr(root, "message");
     }
+    if (!err->message && body && len) {
+        /* a cut, or an HTML page in another charset, must still be text
+         * JSON can carry */
+        err->message = tb_utf8_clean(p, body, len > 200 ? 200 : len);
+    }
     if (!err->message) {
-        err->message = (body && len)
-            ? apr_pstrmemdup(p, body, len > 200 ? 200 : len)
-            : apr_psprintf(p, "The upstream answered HTTP %d.", status);
+        err->message = apr_psprintf(p, "The upstream answered HTTP %d.", status);
     }
 }
 

@@ -9,6 +9,7 @@
 #include <math.h>
 #include <string.h>
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 
 #include "tb_dialect.h"
@@ -96,6 +97,9 @@ static apr_status_t resp_check(apr_pool_t *p, tb_op_t op, const char *body,
             return tb_ir_error_invalid(err, "invalid_value", param, apr_psprintf(p,
                                        "Invalid '%s': expected an object.", param));
         }
+        if (d->nodes[it].partial) {
+            continue;   /* not indexed (a huge input): passed on unjudged */
+        }
         type_node = tb_jdoc_member(d, it, "type");
         if (type_node < 0 || d->nodes[type_node].type != '"') {
             if (tb_jdoc_member(d, it, "role") < 0) {
@@ -179,6 +183,20 @@ static void content_parts(apr_pool_t *p, const json_t *content,
     }
 }
 
+/* A reasoning item's summary parts as one text. */
+static const char *summary_text(apr_pool_t *p, const json_t *item)
+{
+    const json_t *s;
+    tb_join_t text;
+    size_t i;
+
+    tb_join_init(&text, p, "\n\n");
+    json_array_foreach(json_object_get(item, "summary"), i, s) {
+        tb_join_add(&text, tb_jstr(s, "text"));
+    }
+    return tb_join_done(&text, p);
+}
+
 /* The assistant message a tool call or reasoning item joins: the last
  * message when it is the assistant's (parallel calls share one), else a
  * new one. */
@@ -237,36 +255,31 @@ static void parse_item(apr_pool_t *p, const json_t *item, tb_ir_req_t *req)
         }
         else {
             apr_array_header_t *all = apr_array_make(p, 2, sizeof(tb_ir_part_t));
+            tb_join_t text;
             int i;
 
             content_parts(p, out, all);
             part->media = apr_array_make(p, 1, sizeof(tb_ir_part_t));
-            part->text = "";
+            tb_join_init(&text, p, NULL);
             for (i = 0; i < all->nelts; ++i) {
                 tb_ir_part_t *x = &APR_ARRAY_IDX(all, i, tb_ir_part_t);
                 if (x->kind == TB_PART_TEXT) {
-                    part->text = apr_pstrcat(p, part->text, x->text, NULL);
+                    tb_join_add(&text, x->text);
                 }
                 else {
                     *(tb_ir_part_t *)apr_array_push(part->media) = *x;
                 }
             }
+            part->text = tb_join_done(&text, p);
+            if (!part->text) {
+                part->text = "";
+            }
         }
     }
     else if (!strcmp(type, "reasoning")) {
-        const json_t *s;
-        size_t i;
-        const char *text = NULL;
-
-        json_array_foreach(json_object_get(item, "summary"), i, s) {
-            const char *t = tb_jstr(s, "text");
-            if (t) {
-                text = text ? apr_pstrcat(p, text, "\n\n", t, NULL) : t;
-            }
-        }
         m = assistant_msg(p, req);
         part = tb_ir_part_add(p, m->parts, TB_PART_REASONING);
-        part->text = text;
+        part->text = summary_text(p, item);
         part->reasoning_id = tb_jstr(item, "id");
         part->encrypted = tb_jstr(item, "encrypted_content");
     }
@@ -464,27 +477,29 @@ static json_t *input_parts(const apr_array_header_t *parts, int assistant)
     return arr;
 }
 
-/* Was this call made to a custom tool? (Results must say so too.) */
-static int call_is_custom(const tb_ir_req_t *req, const char *call_id)
+/* The custom tools' calls of the history, by call id: their results must
+ * say custom too. One pass, then lookups. */
+static apr_hash_t *custom_calls(apr_pool_t *p, const tb_ir_req_t *req)
 {
+    apr_hash_t *h = apr_hash_make(p);
     int i, k;
 
-    for (i = 0; call_id && i < req->messages->nelts; ++i) {
+    for (i = 0; i < req->messages->nelts; ++i) {
         const tb_ir_msg_t *m = &APR_ARRAY_IDX(req->messages, i, tb_ir_msg_t);
         for (k = 0; m->role == TB_ROLE_ASSISTANT && k < m->parts->nelts; ++k) {
             const tb_ir_part_t *pt = &APR_ARRAY_IDX(m->parts, k, tb_ir_part_t);
-            if (pt->kind == TB_PART_TOOL_CALL && pt->call_id
-                && !strcmp(pt->call_id, call_id)) {
-                return pt->custom;
+            if (pt->kind == TB_PART_TOOL_CALL && pt->custom && pt->call_id) {
+                apr_hash_set(h, pt->call_id, APR_HASH_KEY_STRING, pt);
             }
         }
     }
-    return 0;
+    return h;
 }
 
 static json_t *emit_input(apr_pool_t *p, const tb_ir_req_t *req)
 {
     json_t *input = json_array();
+    apr_hash_t *custom = custom_calls(p, req);
     int i, k;
 
     for (i = 0; i < req->messages->nelts; ++i) {
@@ -497,7 +512,8 @@ static json_t *emit_input(apr_pool_t *p, const tb_ir_req_t *req)
         if (m->role == TB_ROLE_TOOL) {
             for (k = 0; k < m->parts->nelts; ++k) {
                 const tb_ir_part_t *pt = &APR_ARRAY_IDX(m->parts, k, tb_ir_part_t);
-                int custom = call_is_custom(req, pt->result_call_id);
+                int is_custom = pt->result_call_id
+                    && apr_hash_get(custom, pt->result_call_id, APR_HASH_KEY_STRING);
                 json_t *out;
 
                 if (pt->kind != TB_PART_TOOL_RESULT || !pt->result_call_id) {
@@ -514,8 +530,8 @@ static json_t *emit_input(apr_pool_t *p, const tb_ir_req_t *req)
                     out = json_string(pt->text && *pt->text ? pt->text : "(empty)");
                 }
                 json_array_append_new(input, json_pack("{s:s, s:s, s:o}", "type",
-                                      custom ? "custom_tool_call_output"
-                                             : "function_call_output",
+                                      is_custom ? "custom_tool_call_output"
+                                                : "function_call_output",
                                       "call_id", pt->result_call_id, "output", out));
             }
             continue;
@@ -617,9 +633,9 @@ static json_t *tool_choice_json(const tb_ir_req_t *req)
                         : "function", "name", req->tool_choice_name)
             : NULL;
     case TB_TC_ALLOWED:
-        return json_pack("{s:s, s:s, s:O}", "type", "allowed_tools", "mode",
+        return json_pack("{s:s, s:s, s:o}", "type", "allowed_tools", "mode",
                          req->allowed_mode ? req->allowed_mode : "auto", "tools",
-                         req->allowed_tools ? req->allowed_tools
+                         req->allowed_tools ? json_incref(req->allowed_tools)
                                             : json_array());
     default:
         return NULL;
@@ -717,8 +733,15 @@ static apr_status_t resp_emit(apr_pool_t *p, const tb_ir_req_t *req,
     if (req->stream) {
         json_object_set_new(root, "stream", json_true());
     }
-    *pbody = tb_json_dump(p, root, plen);
-    return *pbody ? APR_SUCCESS : APR_ENOMEM;
+    if (!(*pbody = tb_json_dump(p, root, plen))) {
+        err->status = 500;
+        err->type = "api_error";
+        err->code = "conversion_failed";
+        err->param = NULL;
+        err->message = "The request could not be converted for this model's provider.";
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
 }
 
 /* ---- an account speaking Responses: answers ------------------------------------------ */
@@ -739,20 +762,6 @@ static int resp_usage_scan(apr_pool_t *p, const char *body, apr_size_t len,
     return tb_openai_usage_scan(p, body, len, &usage_names, u);
 }
 
-static const char *summary_text(apr_pool_t *p, const json_t *item)
-{
-    const json_t *s;
-    const char *text = NULL;
-    size_t i;
-
-    json_array_foreach(json_object_get(item, "summary"), i, s) {
-        const char *t = tb_jstr(s, "text");
-        if (t) {
-            text = text ? apr_pstrcat(p, text, "\n\n", t, NULL) : t;
-        }
-    }
-    return text;
-}
 
 /* Output items into IR parts; items with no IR meaning are skipped. */
 static void output_parts(apr_pool_t *p, const json_t *output,
@@ -981,6 +990,10 @@ static void open_item(resp_dec_t *d, demit_t *e, apr_pool_t *p, dec_item_t *it,
     if (it->bkind == TB_BLOCK_TOOL_CALL) {
         ev->custom = type[0] == 'c';
         ev->call_id = tb_jstr(item, "call_id");
+        if (!ev->call_id) {
+            /* clients need one to send the result back */
+            ev->call_id = tb_ir_new_id(p, "call_");
+        }
         ev->name = tb_jstr(item, "name");
         ev->ns = tb_jstr(item, "namespace");
     }
@@ -1003,8 +1016,19 @@ static void finish_item(resp_dec_t *d, demit_t *e, apr_pool_t *p, long idx,
         const json_t *c;
         size_t i;
 
+        if (d->text_block >= 0 && !d->text_deltas) {
+            /* a part opened, never filled: its text comes with the item */
+            tb_join_t text;
+
+            tb_join_init(&text, p, NULL);
+            json_array_foreach(json_object_get(item, "content"), i, c) {
+                tb_join_add(&text, tb_jstr(c, d->text_kind == TB_BLOCK_REFUSAL
+                                              ? "refusal" : "text"));
+            }
+            close_text(d, e, p, tb_join_done(&text, p));
+        }
         /* parts never streamed: each becomes a whole block */
-        if (d->text_block < 0 && !it->deltas) {
+        else if (d->text_block < 0 && !it->deltas) {
             json_array_foreach(json_object_get(item, "content"), i, c) {
                 const char *ct = tb_jstr(c, "type");
                 const char *t = ct && !strcmp(ct, "refusal") ? tb_jstr(c, "refusal")
@@ -1131,13 +1155,19 @@ static void decode_terminal(resp_dec_t *d, demit_t *e, apr_pool_t *p,
             demit(e, ev_new(p, TB_EV_BLOCK_STOP, it->block, it->bkind));
         }
     }
-    tb_ir_usage_init(u);
-    /* NB: some compatible upstreams put usage beside the response (trap 68) */
-    usage_read(json_is_object(json_object_get(r, "usage")) ? json_object_get(r, "usage")
-               : json_object_get(obj, "usage"), u);
-    ev = ev_new(p, TB_EV_USAGE, 0, TB_BLOCK_OTHER);
-    ev->usage = u;
-    demit(e, ev);
+    /* NB: some compatible upstreams put usage beside the response (trap 68);
+     * none at all is not zero */
+    {
+        const json_t *usage = json_is_object(json_object_get(r, "usage"))
+                            ? json_object_get(r, "usage") : json_object_get(obj, "usage");
+        if (json_is_object(usage)) {
+            tb_ir_usage_init(u);
+            usage_read(usage, u);
+            ev = ev_new(p, TB_EV_USAGE, 0, TB_BLOCK_OTHER);
+            ev->usage = u;
+            demit(e, ev);
+        }
+    }
     if (!strcmp(type, "response.failed")) {
         if (!d->errored) {
             tb_ir_error_t *err = apr_palloc(p, sizeof(*err));
@@ -1345,11 +1375,9 @@ static json_t *response_json(apr_pool_t *p, const tb_ir_req_t *req, const char *
     json_object_set_new(r, "temperature", num_or(req ? req->temperature : NAN, 1));
     json_object_set_new(r, "text", req ? text_json(req)
                                        : json_pack("{s:{s:s}}", "format", "type", "text"));
-    if (req && req->tool_choice != TB_TC_UNSET && tool_choice_json(req)) {
-        json_object_set_new(r, "tool_choice", tool_choice_json(req));
-    }
-    else {
-        json_object_set_new(r, "tool_choice", json_string("auto"));
+    {
+        json_t *tc = req && req->tool_choice != TB_TC_UNSET ? tool_choice_json(req) : NULL;
+        json_object_set_new(r, "tool_choice", tc ? tc : json_string("auto"));
     }
     json_object_set_new(r, "tools", req ? tools_json(p, req) : json_array());
     json_object_set_new(r, "top_logprobs", json_integer(req && req->top_logprobs >= 0
@@ -1527,6 +1555,7 @@ typedef struct resp_enc_t {
     apr_array_header_t *items;   /* enc_item_t *, by output index */
     apr_array_header_t *blocks;  /* enc_item_t * by IR block, or NULL */
     enc_item_t *message;         /* the open message item, or NULL */
+    enc_item_t *reasoning;       /* the open reasoning item, or NULL */
     int part_open;               /* a content part of it is open */
     int part_refusal;
     tb_buf_t part_text;
@@ -1773,13 +1802,16 @@ static apr_status_t close_all_items(resp_enc_t *c, apr_pool_t *p, tb_buf_t *out)
 static apr_status_t seal_open(resp_enc_t *c, apr_pool_t *p, tb_buf_t *out)
 {
     apr_status_t rv = APR_SUCCESS;
-    int i;
 
-    for (i = 0; rv == APR_SUCCESS && i < c->items->nelts; ++i) {
-        enc_item_t *it = APR_ARRAY_IDX(c->items, i, enc_item_t *);
-        if (it->kind != TB_BLOCK_TOOL_CALL) {
-            rv = close_item(c, p, out, it);
-        }
+    /* NB: only the open message and reasoning item, never a walk over all
+     * items: an upstream switching between reasoning and text would make
+     * that quadratic */
+    if (c->message) {
+        rv = close_item(c, p, out, c->message);
+    }
+    if (rv == APR_SUCCESS && c->reasoning) {
+        rv = close_item(c, p, out, c->reasoning);
+        c->reasoning = NULL;
     }
     return rv;
 }
@@ -1825,6 +1857,7 @@ static apr_status_t encode_block_start(resp_enc_t *c, apr_pool_t *p,
             return rv;
         }
         it = new_item(c, TB_BLOCK_REASONING, "rs_", 1);
+        c->reasoning = it;
         bind_block(c, ev->block, it);
         if ((rv = put(c, p, out, "response.output_item.added",
                       json_pack("{s:i, s:{s:s, s:s, s:[]}}", "output_index",
@@ -1883,7 +1916,11 @@ static apr_status_t encode_delta(resp_enc_t *c, apr_pool_t *p,
             json_decref(delta);
             return APR_SUCCESS;
         }
-        tb_buf_append(&c->part_text, c->pool, ev->text, ev->text_len, MAX_TEXT);
+        if ((rv = tb_buf_append(&c->part_text, c->pool, ev->text, ev->text_len,
+                                MAX_TEXT)) != APR_SUCCESS) {
+            json_decref(delta);
+            return rv;   /* past the bound: the stream fails, never cut short */
+        }
         return put(c, p, out, c->part_refusal ? "response.refusal.delta"
                    : "response.output_text.delta",
                    c->part_refusal

@@ -9,7 +9,7 @@ use JSON::PP;
 use Time::HiRes qw(time sleep);
 use TB::Test;
 
-plan tests => 66;
+plan tests => 68;
 
 my $msgs = [ { role => 'user', content => 'hi' } ];
 my %req = (model => 'gpt-4o-mini', messages => $msgs, stream => JSON::PP::true);
@@ -146,6 +146,15 @@ mock_reset();
 mock_script('primary', { sse => [ $ROLE, { data => { error => { message => 'overloaded', type => 'server_error' } } } ] });
 $s = stream_all(stream_open(KEY_DEFAULT, { %req }));
 is(contents(stream_events($s->{buf})), 'Hello from backup', 'error event before content: backup streams');
+
+mock_reset();
+mock_script('primary', { sse => [ $ROLE, { data => { error => { message => 'too long', type => 'invalid_request_error',
+    param => 'messages', code => 'context_length_exceeded' } } } ] });
+$s = stream_all(stream_open(KEY_DEFAULT, { %req }));
+@ev = stream_events($s->{buf});
+ok(ref $ev[-1] eq 'HASH' && ($ev[-1]{error}{code} // '') eq 'context_length_exceeded',
+   'the request\'s own error before content: passed to the client');
+is(count('backup'), 0, 'the request\'s own error before content: no failover');
 
 mock_reset();
 mock_script('primary', { sse => [ $ROLE, $DONE ] });

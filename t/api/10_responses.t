@@ -9,7 +9,7 @@ use Apache::Test qw(-withtestmore);
 use JSON::PP;
 use TB::Test;
 
-plan tests => 111;
+plan tests => 115;
 
 my $K = KEY_DIALECTS;
 my $JSON = JSON::PP->new->canonical;
@@ -255,6 +255,19 @@ mock_script('rprimary', { sse => [ $sse[0], { event => 'error', data => { type =
     message => 'overloaded', sequence_number => 1 } } ] });
 $s = stream_all(sopen({ model => 'resp-model', input => 'hi', stream => $T }));
 is(join('', map { $_->{delta} // '' } resp_events($s->{buf})), 'Hello from rbackup', 'error event before content: failover');
+
+# the request's own error before any content: the client gets it (Codex
+# compacts on context_length_exceeded), no other account is asked
+mock_reset();
+mock_script('rprimary', { sse => [ $sse[0], { event => 'response.failed', data => { type => 'response.failed',
+    sequence_number => 1, response => { id => 'resp_up1', status => 'failed', output => [],
+    error => { code => 'context_length_exceeded', message => 'Your input exceeds the context window.' } } } } ] });
+$s = stream_all(sopen({ model => 'resp-model', input => 'hi', stream => $T }));
+@ev = resp_events($s->{buf});
+like($s->{head}, qr/ 200 /, 'context_length_exceeded before content: the stream is answered');
+is($ev[-1]{type}, 'response.failed', 'context_length_exceeded before content: response.failed reaches the client');
+is($ev[-1]{response}{error}{code}, 'context_length_exceeded', 'context_length_exceeded before content: its code');
+is(count('rbackup'), 0, 'context_length_exceeded before content: no failover');
 
 # ---- after the commit: response.failed, never a chat chunk ----------------------------------
 mock_reset();

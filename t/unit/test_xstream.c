@@ -1268,6 +1268,22 @@ static void test_c2r_stream(apr_pool_t *p)
            "xstream custom + function call: both items (%s)", show(p, jat(fr, "output")));
     }
 
+    /* the name comes after the call's first deltas: announced with it */
+    in = apr_pstrcat(p,
+                     cchunk(p, "{'role':'assistant','content':null,'tool_calls':[{'index':0,"
+                            "'id':'call_late','type':'function','function':{'arguments':"
+                            "'{\\'input\\':'}}]}", NULL),
+                     cchunk(p, "{'tool_calls':[{'index':0,'function':{'name':'apply_patch',"
+                            "'arguments':'\\'y\\'}'}}]}", NULL),
+                     cchunk(p, "{}", "tool_calls"), CDONE, NULL);
+    c2r_case(p, "name after the first delta", req, in, NULL, TB_STREAM_COMPLETE, &rc);
+    fr = rc.final;
+    OK(jlen(fr, "output") == 1 && jeq(fr, "output.0.type", "custom_tool_call")
+       && jeq(fr, "output.0.name", "apply_patch") && jeq(fr, "output.0.input", "y")
+       && jeq(fr, "output.0.call_id", "call_late"),
+       "xstream name after the first delta: the call keeps its id and its early "
+       "arguments, and is recognised by its name (%s)", show(p, jat(fr, "output")));
+
     /* a refusal */
     in = apr_pstrcat(p, cchunk(p, CROLE, NULL), cchunk(p, "{'refusal':'I can'}", NULL),
                      cchunk(p, "{'refusal':'not.'}", NULL), cchunk(p, "{}", "stop"), CDONE,
