@@ -444,7 +444,6 @@ typedef struct failures_t {
     int rate_limited;        /* some attempt got 429 */
     int upstream_status;     /* the last status other than 429, or 0 */
     long retry_after;
-    const char *event_error; /* the last upstream error event's message */
 } failures_t;
 
 static void failures_answer(request_rec *r, const failures_t *f, int attempts,
@@ -471,8 +470,6 @@ static void failures_answer(request_rec *r, const failures_t *f, int attempts,
                      "(%s; last: %s).", n,
                      f->upstream_status
                      ? apr_psprintf(r->pool, "HTTP %d", f->upstream_status)
-                     : f->event_error
-                     ? apr_pstrcat(r->pool, "error event: ", f->event_error, NULL)
                      : f->connect ? "connection failed"
                      : f->io ? "connection broken" : "stream error"));
     }
@@ -507,13 +504,10 @@ static void note_failure(request_rec *r, const char *account, int attempt,
               "TokenBayFirstTokenTimeout" : res->detail;
     }
     else if (res->sink_rv == TB_STREAM_E_UPSTREAM) {
-        const tb_ir_error_t *ue = tb_stream_upstream_error(a->stream);
-
         f->io = 1;
-        f->event_error = ue && ue->message
-            ? apr_pstrdup(r->pool, ue->message) : "no message";
         why = apr_pstrcat(r->pool, "error event before any content: ",
-                          f->event_error, NULL);
+                          tb_stream_upstream_error(a->stream)
+                          ? tb_stream_upstream_error(a->stream)->message : "", NULL);
     }
     else if (res->error == TB_UP_OK) {
         f->io = 1;
