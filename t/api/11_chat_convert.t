@@ -9,7 +9,7 @@ use Apache::Test qw(-withtestmore);
 use JSON::PP;
 use TB::Test;
 
-plan tests => 50;
+plan tests => 51;
 
 my $K = KEY_DIALECTS;
 my $T = JSON::PP::true;
@@ -142,6 +142,9 @@ mock_reset();
 $s = stream_all(stream_open($K, { model => 'conv-model', messages => $msgs, stream => $T }));
 ok(last_req('cchat')->{json}{stream_options}{include_usage}, 'stream_usage (the default for openai-chat): added');
 
+my @ids = map { $_->{id} } @{ (json_of(get_models($K)) || {})->{data} || [] };
+ok(!grep({ $_ eq 'claude-model' } @ids) && grep({ $_ eq 'native-model' } @ids),
+   '/v1/models: a model only an unserved protocol offers is not listed');
 error_is(chat($K, { model => 'claude-model', messages => $msgs }), 503, 'no_available_account',
          'an account whose protocol is not served yet is never sent a request');
 is(scalar @{ mock_requests('claude') }, 0, 'nothing reached the anthropic account');
