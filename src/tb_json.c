@@ -492,6 +492,120 @@ static int v_literal(val_t *v, const char *lit)
     return 1;
 }
 
+/* ---- values as jansson trees (tb_json_parse) --------------------------------------- */
+
+/* The value of a validated string literal's body (between the quotes),
+ * escapes decoded, into out (at least n bytes); returns its length. */
+static apr_size_t unescape(const unsigned char *s, apr_size_t n, char *out)
+{
+    apr_size_t i = 0, o = 0;
+
+    while (i < n) {
+        unsigned cp;
+        int k;
+
+        if (s[i] != '\\') {
+            out[o++] = (char)s[i++];
+            continue;
+        }
+        switch (s[i + 1]) {
+        case 'b': out[o++] = '\b'; i += 2; continue;
+        case 'f': out[o++] = '\f'; i += 2; continue;
+        case 'n': out[o++] = '\n'; i += 2; continue;
+        case 'r': out[o++] = '\r'; i += 2; continue;
+        case 't': out[o++] = '\t'; i += 2; continue;
+        case 'u': break;
+        default: out[o++] = (char)s[i + 1]; i += 2; continue;
+        }
+        for (cp = 0, k = 2; k < 6; ++k) {
+            cp = cp * 16 + (unsigned)hexval(s[i + k]);
+        }
+        i += 6;
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            unsigned lo = 0;
+            for (k = 2; k < 6; ++k) {
+                lo = lo * 16 + (unsigned)hexval(s[i + k]);
+            }
+            i += 6;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        }
+        if (cp < 0x80) {
+            out[o++] = (char)cp;
+        }
+        else if (cp < 0x800) {
+            out[o++] = (char)(0xC0 | (cp >> 6));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        }
+        else if (cp < 0x10000) {
+            out[o++] = (char)(0xE0 | (cp >> 12));
+            out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        }
+        else {
+            out[o++] = (char)(0xF0 | (cp >> 18));
+            out[o++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+            out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+            out[o++] = (char)(0x80 | (cp & 0x3F));
+        }
+    }
+    return o;
+}
+
+/* A jansson string for a validated string token [start, end) (quotes
+ * included): NUL-safe, escapes decoded. */
+static json_t *string_json(val_t *v, apr_size_t start, apr_size_t end, int escaped)
+{
+    const unsigned char *s = v->b + start + 1;
+    apr_size_t n = end - start - 2;
+    char *tmp;
+    json_t *j;
+
+    if (!escaped) {
+        return json_stringn_nocheck((const char *)s, n);
+    }
+    if (!(tmp = malloc(n ? n : 1))) {
+        return NULL;
+    }
+    j = json_stringn_nocheck(tmp, unescape(s, n, tmp));
+    free(tmp);
+    return j;
+}
+
+/* A jansson number for a validated number token: an integer when it has
+ * no fraction or exponent and fits, else a real (NULL beyond a double). */
+static json_t *number_json(val_t *v, apr_size_t start, apr_size_t end)
+{
+    apr_size_t n = end - start;
+    char small[64], *num = small;
+    json_t *j = NULL;
+
+    if (n >= sizeof(small) && !(num = malloc(n + 1))) {
+        return NULL;
+    }
+    memcpy(num, v->b + start, n);
+    num[n] = '\0';
+    if (!strpbrk(num, ".eE")) {
+        long long ll;
+
+        errno = 0;
+        ll = strtoll(num, NULL, 10);
+        if (errno != ERANGE) {
+            j = json_integer((json_int_t)ll);
+        }
+    }
+    if (!j) {
+        /* beyond jansson's integers: a real, as close as it gets */
+        double d = strtod(num, NULL);
+        if (!isinf(d) && !isnan(d)) {
+            j = json_real(d);
+        }
+    }
+    if (num != small) {
+        free(num);
+    }
+    return j;
+}
+
 /* A new node of the index (its span is completed by the caller). Indexes,
  * not pointers: the array grows while children are parsed. */
 static apr_status_t nodes_free(void *data)
@@ -558,16 +672,19 @@ static int node_new(val_t *v, int parent, int *plast)
     return idx;
 }
 
-static int v_value(val_t *v, int depth, int self);
+static int v_value(val_t *v, int depth, int self, json_t **pj);
 
-/* A member name: recorded for the index (unescaped when it had escapes). */
-static int v_key(val_t *v, int node)
+/* A member name: recorded for the index (unescaped when it had escapes);
+ * its span in pstart and pend for a tree. */
+static int v_key(val_t *v, int node, apr_size_t *pstart, apr_size_t *pend)
 {
     apr_size_t start = v->i;
 
     if (!v_string(v)) {
         return 0;
     }
+    *pstart = start;
+    *pend = v->i;
     if (node >= 0) {
         tb_jnode_t *n = &v->doc->nodes[node];
 
@@ -585,9 +702,38 @@ static int v_key(val_t *v, int node)
     return 1;
 }
 
+/* Put a member or element into the tree being built. */
+static int tree_add(val_t *v, json_t *parent, apr_size_t kstart, apr_size_t kend,
+                    int kescaped, json_t *item)
+{
+    int rc;
+
+    if (!json_is_object(parent)) {
+        rc = json_array_append_new(parent, item);
+    }
+    else if (!kescaped) {
+        /* the last of duplicate names wins, as in jansson */
+        rc = json_object_setn_new_nocheck(parent, (const char *)v->b + kstart + 1,
+                                          kend - kstart - 2, item);
+    }
+    else {
+        apr_size_t n = kend - kstart - 2;
+        char *key = malloc(n ? n : 1);
+
+        if (!key) {
+            json_decref(item);
+            return v_fail(v, "out of memory");
+        }
+        rc = json_object_setn_new_nocheck(parent, key,
+                                          unescape(v->b + kstart + 1, n, key), item);
+        free(key);
+    }
+    return rc ? v_fail(v, "out of memory") : 1;
+}
+
 /* A container's members or elements; children are indexed while depth
- * stays within the document's limit. */
-static int v_container(val_t *v, int depth, int self)
+ * stays within the document's limit, and put in a tree when pj asks. */
+static int v_container(val_t *v, int depth, int self, json_t **pj)
 {
     int obj = v->b[v->i] == '{';
     char close = obj ? '}' : ']';
@@ -599,6 +745,9 @@ static int v_container(val_t *v, int depth, int self)
     if (depth >= MAX_DEPTH) {
         return v_fail(v, "nested too deeply");
     }
+    if (pj && !(*pj = obj ? json_object() : json_array())) {
+        return v_fail(v, "out of memory");
+    }
     ++v->i;
     v_ws(v);
     if (v->i < v->len && v->b[v->i] == close) {
@@ -607,27 +756,33 @@ static int v_container(val_t *v, int depth, int self)
     }
     for (;;) {
         int child = record ? node_new(v, self, &last) : -1;
+        apr_size_t kstart = 0, kend = 0;
+        int kescaped = 0;
+        json_t *item = NULL;
 
         if (record && child < 0 && depth == 0) {
             /* the root's members are what every check reads */
             return v_fail(v, "too many members");
         }
-
         if (obj) {
             v_ws(v);
             if (v->i >= v->len || v->b[v->i] != '"') {
                 return v_fail(v, "expected a member name");
             }
-            if (!v_key(v, child)) {
+            if (!v_key(v, child, &kstart, &kend)) {
                 return 0;
             }
+            kescaped = v->escaped;
             v_ws(v);
             if (v->i >= v->len || v->b[v->i] != ':') {
                 return v_fail(v, "expected ':'");
             }
             ++v->i;
         }
-        if (!v_value(v, depth + 1, child)) {
+        if (!v_value(v, depth + 1, child, pj ? &item : NULL)) {
+            return 0;
+        }
+        if (pj && !tree_add(v, *pj, kstart, kend, kescaped, item)) {
             return 0;
         }
         v_ws(v);
@@ -643,8 +798,9 @@ static int v_container(val_t *v, int depth, int self)
     }
 }
 
-/* One value; `self` is its node in the index, or -1. */
-static int v_value(val_t *v, int depth, int self)
+/* One value; `self` is its node in the index, or -1; pj, when not NULL,
+ * receives it as a jansson value (released here when it fails). */
+static int v_value(val_t *v, int depth, int self, json_t **pj)
 {
     apr_size_t start;
     int ok;
@@ -672,7 +828,11 @@ static int v_value(val_t *v, int depth, int self)
         break;
     case '{':
     case '[':
-        ok = v_container(v, depth, self);
+        ok = v_container(v, depth, self, pj);
+        if (!ok && pj) {
+            json_decref(*pj);
+            *pj = NULL;
+        }
         break;
     default:
         if (type == '-' || (type >= '0' && type <= '9')) {
@@ -690,6 +850,14 @@ static int v_value(val_t *v, int depth, int self)
         n->type = type;
         n->escaped = type == '"' && v->escaped;
     }
+    if (ok && pj && type != '{' && type != '[') {
+        *pj = type == '"' ? string_json(v, start, v->i, v->escaped)
+            : type == 't' ? json_true() : type == 'f' ? json_false()
+            : type == 'n' ? json_null() : number_json(v, start, v->i);
+        if (!*pj) {
+            return v_fail(v, type == '0' ? "number out of range" : "out of memory");
+        }
+    }
     return ok;
 }
 
@@ -700,7 +868,7 @@ static apr_status_t scan(val_t *v, apr_pool_t *p, const char **perr)
     if (v->doc) {
         root = node_new(v, -1, &none);
     }
-    if (v_value(v, 0, root)) {
+    if (v_value(v, 0, root, NULL)) {
         v_ws(v);
         if (v->i == v->len) {
             return APR_SUCCESS;
@@ -801,250 +969,16 @@ int tb_jdoc_is(const tb_jdoc_t *d, int node, const char *literal)
         && !memcmp(d->buf + d->nodes[node].start, literal, n);
 }
 
-/* ---- building a tree in the same pass --------------------------------------------- */
-
-/* The value of a validated string literal's body (between the quotes),
- * escapes decoded, into out (at least n bytes); returns its length. */
-static apr_size_t unescape(const unsigned char *s, apr_size_t n, char *out)
-{
-    apr_size_t i = 0, o = 0;
-
-    while (i < n) {
-        unsigned cp;
-        int k;
-
-        if (s[i] != '\\') {
-            out[o++] = (char)s[i++];
-            continue;
-        }
-        switch (s[i + 1]) {
-        case 'b': out[o++] = '\b'; i += 2; continue;
-        case 'f': out[o++] = '\f'; i += 2; continue;
-        case 'n': out[o++] = '\n'; i += 2; continue;
-        case 'r': out[o++] = '\r'; i += 2; continue;
-        case 't': out[o++] = '\t'; i += 2; continue;
-        case 'u': break;
-        default: out[o++] = (char)s[i + 1]; i += 2; continue;
-        }
-        for (cp = 0, k = 2; k < 6; ++k) {
-            cp = cp * 16 + (unsigned)hexval(s[i + k]);
-        }
-        i += 6;
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            unsigned lo = 0;
-            for (k = 2; k < 6; ++k) {
-                lo = lo * 16 + (unsigned)hexval(s[i + k]);
-            }
-            i += 6;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        }
-        if (cp < 0x80) {
-            out[o++] = (char)cp;
-        }
-        else if (cp < 0x800) {
-            out[o++] = (char)(0xC0 | (cp >> 6));
-            out[o++] = (char)(0x80 | (cp & 0x3F));
-        }
-        else if (cp < 0x10000) {
-            out[o++] = (char)(0xE0 | (cp >> 12));
-            out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            out[o++] = (char)(0x80 | (cp & 0x3F));
-        }
-        else {
-            out[o++] = (char)(0xF0 | (cp >> 18));
-            out[o++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-            out[o++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            out[o++] = (char)(0x80 | (cp & 0x3F));
-        }
-    }
-    return o;
-}
-
-/* A string token (validated here) as jansson text: NUL-safe. *pout points
- * into the document when there was nothing to decode, else into *pfree. */
-static int b_string(val_t *v, const char **pout, apr_size_t *plen, char **pfree)
-{
-    apr_size_t start = v->i;
-
-    *pfree = NULL;
-    if (!v_string(v)) {
-        return 0;
-    }
-    if (!v->escaped) {
-        *pout = (const char *)v->b + start + 1;
-        *plen = v->i - start - 2;
-        return 1;
-    }
-    *pfree = malloc(v->i - start);
-    if (!*pfree) {
-        return v_fail(v, "out of memory");
-    }
-    *plen = unescape(v->b + start + 1, v->i - start - 2, *pfree);
-    *pout = *pfree;
-    return 1;
-}
-
-static json_t *b_number(val_t *v)
-{
-    apr_size_t start = v->i, n;
-    char small[64], *num = small;
-    int real = 0;
-    json_t *j = NULL;
-
-    if (!v_number(v)) {
-        return NULL;
-    }
-    n = v->i - start;
-    if (n >= sizeof(small) && !(num = malloc(n + 1))) {
-        v_fail(v, "out of memory");
-        return NULL;
-    }
-    memcpy(num, v->b + start, n);
-    num[n] = '\0';
-    real = strpbrk(num, ".eE") != NULL;
-    if (!real) {
-        long long ll;
-        char *end;
-
-        errno = 0;
-        ll = strtoll(num, &end, 10);
-        if (errno == ERANGE) {
-            real = 1;   /* beyond jansson's integers: a real, as close as it gets */
-        }
-        else {
-            j = json_integer((json_int_t)ll);
-        }
-    }
-    if (real) {
-        double d = strtod(num, NULL);
-        if (isinf(d) || isnan(d)) {
-            v_fail(v, "number out of range");
-        }
-        else {
-            j = json_real(d);
-        }
-    }
-    if (num != small) {
-        free(num);
-    }
-    return j;
-}
-
-static json_t *b_value(val_t *v, int depth)
-{
-    json_t *j = NULL;
-
-    v_ws(v);
-    if (v->i >= v->len) {
-        v_fail(v, "unexpected end of input");
-        return NULL;
-    }
-    switch (v->b[v->i]) {
-    case '"': {
-        const char *s;
-        apr_size_t n;
-        char *tofree;
-
-        if (b_string(v, &s, &n, &tofree)) {
-            j = json_stringn_nocheck(s, n);
-        }
-        free(tofree);
-        return j;
-    }
-    case 't':
-        return v_literal(v, "true") ? json_true() : NULL;
-    case 'f':
-        return v_literal(v, "false") ? json_false() : NULL;
-    case 'n':
-        return v_literal(v, "null") ? json_null() : NULL;
-    case '{':
-    case '[': {
-        int obj = v->b[v->i] == '{';
-        char close = obj ? '}' : ']';
-
-        if (depth >= MAX_DEPTH) {
-            v_fail(v, "nested too deeply");
-            return NULL;
-        }
-        j = obj ? json_object() : json_array();
-        ++v->i;
-        v_ws(v);
-        if (v->i < v->len && v->b[v->i] == close) {
-            ++v->i;
-            return j;
-        }
-        for (;;) {
-            const char *key = NULL;
-            apr_size_t klen = 0;
-            char *tofree = NULL;
-            json_t *item;
-
-            if (obj) {
-                v_ws(v);
-                if (v->i >= v->len || v->b[v->i] != '"') {
-                    v_fail(v, "expected a member name");
-                    goto fail;
-                }
-                if (!b_string(v, &key, &klen, &tofree)) {
-                    goto fail;
-                }
-                v_ws(v);
-                if (v->i >= v->len || v->b[v->i] != ':') {
-                    free(tofree);
-                    v_fail(v, "expected ':'");
-                    goto fail;
-                }
-                ++v->i;
-            }
-            item = b_value(v, depth + 1);
-            if (!item) {
-                free(tofree);
-                goto fail;
-            }
-            /* the last of duplicate names wins, as in jansson */
-            if (obj ? json_object_setn_new_nocheck(j, key, klen, item)
-                    : json_array_append_new(j, item)) {
-                free(tofree);
-                v_fail(v, "out of memory");
-                goto fail;
-            }
-            free(tofree);
-            v_ws(v);
-            if (v->i < v->len && v->b[v->i] == ',') {
-                ++v->i;
-                continue;
-            }
-            if (v->i < v->len && v->b[v->i] == close) {
-                ++v->i;
-                return j;
-            }
-            v_fail(v, obj ? "expected ',' or '}'" : "expected ',' or ']'");
-            goto fail;
-        }
-    fail:
-        json_decref(j);
-        return NULL;
-    }
-    default:
-        if (v->b[v->i] == '-' || (v->b[v->i] >= '0' && v->b[v->i] <= '9')) {
-            return b_number(v);
-        }
-        v_fail(v, "unexpected character");
-        return NULL;
-    }
-}
-
 static json_t *build(const char *buf, apr_size_t len, const char **pwhat,
                      apr_size_t *pat)
 {
     val_t v;
-    json_t *j;
+    json_t *j = NULL;
 
     memset(&v, 0, sizeof(v));
     v.b = (const unsigned char *)buf;
     v.len = len;
-    j = b_value(&v, 0);
-    if (j) {
+    if (v_value(&v, 0, -1, &j)) {
         v_ws(&v);
         if (v.i != len) {
             json_decref(j);

@@ -911,15 +911,8 @@ static apr_status_t chat_emit(apr_pool_t *p, const tb_ir_req_t *req,
                                 json_pack("{s:b}", "include_usage", 1));
         }
     }
-    if (!(*pbody = tb_json_dump(p, root, plen))) {
-        err->status = 500;
-        err->type = "api_error";
-        err->code = "conversion_failed";
-        err->param = NULL;
-        err->message = "The request could not be converted for this model's provider.";
-        return APR_EGENERAL;
-    }
-    return APR_SUCCESS;
+    *pbody = tb_json_dump(p, root, plen);
+    return *pbody ? APR_SUCCESS : tb_ir_error_conversion(err);
 }
 
 /* ---- an account speaking chat: answers ---------------------------------------------- */

@@ -159,6 +159,16 @@ apr_status_t tb_sse_write_json(tb_buf_t *out, apr_pool_t *p,
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
+apr_status_t tb_ir_error_conversion(tb_ir_error_t *err)
+{
+    err->status = 500;
+    err->type = "api_error";
+    err->code = "conversion_failed";
+    err->param = NULL;
+    err->message = "The request could not be converted for this model's provider.";
+    return APR_EGENERAL;
+}
+
 apr_status_t tb_ir_error_invalid(tb_ir_error_t *err, const char *code,
                                  const char *param, const char *message)
 {

@@ -179,6 +179,10 @@ void tb_openai_error_read(apr_pool_t *p, int status, const char *body,
                           apr_size_t len, tb_ir_error_t *err);
 const char *tb_openai_error_render(apr_pool_t *p, const tb_ir_error_t *err);
 
+/* Fill *err as a 500: the gateway could not write the converted request
+ * (its own failure, not the client's). Returns APR_EGENERAL. */
+apr_status_t tb_ir_error_conversion(tb_ir_error_t *err);
+
 /* Fill *err as a 400 invalid_request_error. Returns APR_EINVAL. */
 apr_status_t tb_ir_error_invalid(tb_ir_error_t *err, const char *code,
                                  const char *param, const char *message);

@@ -733,15 +733,8 @@ static apr_status_t resp_emit(apr_pool_t *p, const tb_ir_req_t *req,
     if (req->stream) {
         json_object_set_new(root, "stream", json_true());
     }
-    if (!(*pbody = tb_json_dump(p, root, plen))) {
-        err->status = 500;
-        err->type = "api_error";
-        err->code = "conversion_failed";
-        err->param = NULL;
-        err->message = "The request could not be converted for this model's provider.";
-        return APR_EGENERAL;
-    }
-    return APR_SUCCESS;
+    *pbody = tb_json_dump(p, root, plen);
+    return *pbody ? APR_SUCCESS : tb_ir_error_conversion(err);
 }
 
 /* ---- an account speaking Responses: answers ------------------------------------------ */
