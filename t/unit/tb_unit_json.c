@@ -119,3 +119,55 @@ size_t jlen(const json_t *root, const char *path)
     return json_is_array(v) ? json_array_size(v)
          : json_is_object(v) ? json_object_size(v) : 0;
 }
+
+int starts(const char *s, const char *prefix)
+{
+    return s && !strncmp(s, prefix, strlen(prefix));
+}
+
+/* A value for a test name, cut short. */
+const char *show(apr_pool_t *p, const json_t *j)
+{
+    const char *s;
+
+    if (!j) {
+        return "(absent)";
+    }
+    s = jdump(p, j);
+    if (!s) {
+        return "(?)";
+    }
+    return strlen(s) > 300 ? apr_pstrcat(p, apr_pstrndup(p, s, 300), "...", NULL) : s;
+}
+
+/* A raw string for a test name: one line, cut short. */
+const char *V(apr_pool_t *p, const char *s)
+{
+    apr_size_t n, i;
+    char *out, *o;
+
+    if (!s) {
+        return "(null)";
+    }
+    n = strlen(s);
+    o = out = apr_palloc(p, 2 * (n > 300 ? 300 : n) + 8);
+    for (i = 0; i < n && i < 300; ++i) {
+        if (s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
+            *o++ = '\\';
+            *o++ = s[i] == '\n' ? 'n' : s[i] == '\t' ? 't' : 'r';
+        }
+        else if ((unsigned char)s[i] < 0x20) {
+            *o++ = '?';
+        }
+        else {
+            *o++ = s[i];
+        }
+    }
+    if (n > 300) {
+        memcpy(o, "...", 3);
+        o += 3;
+    }
+    *o = '\0';
+    return out;
+}
+

@@ -20,4 +20,9 @@ int jeq(const json_t *root, const char *path, const char *want);
 long jint(const json_t *root, const char *path);   /* -999 when absent */
 int jhas(const json_t *root, const char *path);
 size_t jlen(const json_t *root, const char *path); /* array or object size */
+/* For test names: does s start with prefix; a value or a raw string,
+ * on one line, cut short. */
+int starts(const char *s, const char *prefix);
+const char *show(apr_pool_t *p, const json_t *j);
+const char *V(apr_pool_t *p, const char *s);
 #endif

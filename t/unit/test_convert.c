@@ -36,57 +36,6 @@
 
 
 
-static int starts(const char *s, const char *prefix)
-{
-    return s && !strncmp(s, prefix, strlen(prefix));
-}
-
-/* A value for a test name, cut short. */
-static const char *show(apr_pool_t *p, const json_t *j)
-{
-    const char *s;
-
-    if (!j) {
-        return "(absent)";
-    }
-    s = jdump(p, j);
-    if (!s) {
-        return "(?)";
-    }
-    return strlen(s) > 240 ? apr_pstrcat(p, apr_pstrndup(p, s, 240), "...", NULL) : s;
-}
-
-/* A raw string for a test name: one line, cut short. */
-static const char *V(apr_pool_t *p, const char *s)
-{
-    apr_size_t n, i;
-    char *out, *o;
-
-    if (!s) {
-        return "(null)";
-    }
-    n = strlen(s);
-    o = out = apr_palloc(p, 2 * (n > 300 ? 300 : n) + 8);
-    for (i = 0; i < n && i < 300; ++i) {
-        if (s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
-            *o++ = '\\';
-            *o++ = s[i] == '\n' ? 'n' : s[i] == '\t' ? 't' : 'r';
-        }
-        else if ((unsigned char)s[i] < 0x20) {
-            *o++ = '?';
-        }
-        else {
-            *o++ = s[i];
-        }
-    }
-    if (n > 300) {
-        memcpy(o, "...", 3);
-        o += 3;
-    }
-    *o = '\0';
-    return out;
-}
-
 /* Text of a chat content (a string or text parts) or of a Responses
  * message content (a string or input_text/output_text parts). */
 static const char *content_text(apr_pool_t *p, const json_t *c)

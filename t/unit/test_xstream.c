@@ -22,56 +22,6 @@
 /* ---- helpers -------------------------------------------------------------------- */
 
 
-static int starts(const char *s, const char *prefix)
-{
-    return s && !strncmp(s, prefix, strlen(prefix));
-}
-
-static const char *show(apr_pool_t *p, const json_t *j)
-{
-    const char *s;
-
-    if (!j) {
-        return "(absent)";
-    }
-    s = jdump(p, j);
-    if (!s) {
-        return "(?)";
-    }
-    return strlen(s) > 300 ? apr_pstrcat(p, apr_pstrndup(p, s, 300), "...", NULL) : s;
-}
-
-/* A raw string for a test name: one line, cut short. */
-static const char *V(apr_pool_t *p, const char *s)
-{
-    apr_size_t n, i;
-    char *out, *o;
-
-    if (!s) {
-        return "(null)";
-    }
-    n = strlen(s);
-    o = out = apr_palloc(p, 2 * (n > 300 ? 300 : n) + 8);
-    for (i = 0; i < n && i < 300; ++i) {
-        if (s[i] == '\n' || s[i] == '\t' || s[i] == '\r') {
-            *o++ = '\\';
-            *o++ = s[i] == '\n' ? 'n' : s[i] == '\t' ? 't' : 'r';
-        }
-        else if ((unsigned char)s[i] < 0x20) {
-            *o++ = '?';
-        }
-        else {
-            *o++ = s[i];
-        }
-    }
-    if (n > 300) {
-        memcpy(o, "...", 3);
-        o += 3;
-    }
-    *o = '\0';
-    return out;
-}
-
 /* ---- a stream run ------------------------------------------------------------------ */
 
 typedef struct out_rec_t {
