@@ -22,7 +22,7 @@ my $base = 'http://' . Apache::TestRequest::hostport() . '/v1';
 my $run = ($ENV{TB_RUN_DIR} || '/tmp/tokenbay-test') . '/clients';
 my @targets = ([ 'conv-model', 'cchat' ], [ 'native-model', 'rnative' ]);
 
-plan tests => 2 + @targets * 15 + 2 * 4 + 4;
+plan tests => 2 + @targets * (15 + 4 + 4);
 
 my $node = `command -v node 2>/dev/null`;
 chomp $node;
@@ -132,18 +132,30 @@ EOT
     like($reqs->[-1]{body}, qr/hi-from-tool/, "Codex via $acct: the tool's output reached the model");
 }
 
+# GET /v1/responses answered 426 so far (the access log)
+sub upgrades_426 {
+    open my $fh, '<', Apache::Test::vars('t_logs') . '/tokenbay_log' or die $!;
+    return scalar grep { m{"GET /v1/responses [^"]*" 426 .*outcome=rejected} } <$fh>;
+}
+
 # the built-in OpenAI provider: GET /v1/responses with Upgrade: websocket
 # first; the gateway's 426 makes it fall back to HTTP at once
-my $home = codex_home('codex-builtin', <<"EOT");
-model = "native-model"
+for my $t (@targets) {
+    my ($model, $acct) = @$t;
+    my $home = codex_home("codex-builtin-$acct", <<"EOT");
+model = "$model"
 openai_base_url = "$base"
 EOT
-{
-    local $ENV{CODEX_HOME} = $home;
-    system("printf %s '$K' | $codex login --with-api-key >/dev/null 2>&1");
+    {
+        local $ENV{CODEX_HOME} = $home;
+        system("printf %s '$K' | $codex login --with-api-key >/dev/null 2>&1");
+    }
+    my $upgrades = upgrades_426();
+    my ($rc, $out) = codex_turn($home, $acct);
+    is($rc, 0, "Codex (built-in provider, openai_base_url) via $acct: exits 0");
+    like($out, qr/\bdone\b/, "Codex (built-in provider) via $acct: the answer");
+    cmp_ok(upgrades_426(), '>', $upgrades,
+           "Codex (built-in provider) via $acct: asked for the WebSocket transport, got 426");
+    like(mock_requests($acct)->[-1]{body}, qr/hi-from-tool/,
+         "Codex (built-in provider) via $acct: the tool output went back");
 }
-my ($rc, $out) = codex_turn($home, 'rnative');
-is($rc, 0, 'Codex (built-in provider, openai_base_url): exits 0');
-like($out, qr/\bdone\b/, 'Codex (built-in provider): the answer');
-like(log_line(qr{"GET /v1/responses }), qr/ 426 .*outcome=rejected/, 'Codex asked for the WebSocket transport and got 426');
-like(mock_requests('rnative')->[-1]{body}, qr/hi-from-tool/, 'Codex (built-in provider): the tool output went back');
