@@ -608,6 +608,9 @@ static json_t *number_json(val_t *v, apr_size_t start, apr_size_t end)
 
 /* A new node of the index (its span is completed by the caller). Indexes,
  * not pointers: the array grows while children are parsed. */
+/* The index's first nodes come from the pool. */
+#define NODES_IN_POOL 512
+
 static apr_status_t nodes_free(void *data)
 {
     free(data);
@@ -631,16 +634,26 @@ static int node_new(val_t *v, int parent, int *plast)
         return -1;
     }
     if (d->nnodes == d->cap) {
-        int cap = d->cap ? d->cap * 2 : 64;
+        int cap = d->cap ? d->cap * 2 : NODES_IN_POOL;
         tb_jnode_t *nodes;
 
         if (cap > d->max_nodes) {
             cap = d->max_nodes;
         }
-        /* NB: realloc, not the pool: a pool would keep every old copy;
-         * the pool frees the one array (the document itself may be a
-         * copy, or gone, by then) */
-        nodes = realloc(d->nodes, (apr_size_t)cap * sizeof(*nodes));
+        if (!d->cap) {
+            /* an agent's turn needs a few hundred: from the pool, no malloc */
+            nodes = apr_palloc(v->pool, (apr_size_t)cap * sizeof(*nodes));
+        }
+        else {
+            /* NB: beyond that, realloc, not the pool: a pool would keep
+             * every old copy; the pool frees the one array (the document
+             * itself may be a copy, or gone, by then) */
+            nodes = realloc(d->cap > NODES_IN_POOL ? d->nodes : NULL,
+                            (apr_size_t)cap * sizeof(*nodes));
+            if (nodes && d->cap == NODES_IN_POOL) {
+                memcpy(nodes, d->nodes, (apr_size_t)d->nnodes * sizeof(*nodes));
+            }
+        }
         if (!nodes) {
             d->truncated = 1;
             if (parent >= 0) {
@@ -648,10 +661,12 @@ static int node_new(val_t *v, int parent, int *plast)
             }
             return -1;
         }
-        if (d->nodes) {
+        if (d->cap > NODES_IN_POOL) {
             apr_pool_cleanup_kill(v->pool, d->nodes, nodes_free);
         }
-        apr_pool_cleanup_register(v->pool, nodes, nodes_free, apr_pool_cleanup_null);
+        if (cap > NODES_IN_POOL) {
+            apr_pool_cleanup_register(v->pool, nodes, nodes_free, apr_pool_cleanup_null);
+        }
         d->nodes = nodes;
         d->cap = cap;
     }
