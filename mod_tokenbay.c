@@ -18,9 +18,11 @@
 #include <http_request.h>
 
 #include "src/mod_tokenbay_private.h"
+#include "src/mod_tokenbay_auth.h"
 #include "src/mod_tokenbay_config.h"
 #include "src/mod_tokenbay_db.h"
 #include "src/mod_tokenbay_handler.h"
+#include "src/mod_tokenbay_respond.h"
 #include "src/mod_tokenbay_state.h"
 #include "src/tb_curl.h"
 #include "src/tb_log.h"
@@ -73,8 +75,10 @@ static void tb_child_init(apr_pool_t *pchild, server_rec *s)
 
     tb_random_seed((apr_uint64_t)(apr_uintptr_t)pchild);
     if ((rv = tb_state_child_init(pchild, s)) != APR_SUCCESS) {
+        /* the process stays up and answers 503 (mod_tokenbay_state.c) */
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, TB_LOGNO(3)
-                     "cannot set up per-process state");
+                     "cannot set up per-process state: this process answers "
+                     "503 to gateway requests");
     }
 }
 
@@ -87,6 +91,8 @@ static void tb_register_hooks(apr_pool_t *p)
     ap_hook_map_to_storage(tb_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(tb_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(tb_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    tb_auth_register_hooks(p);
+    tb_respond_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(tokenbay) = {

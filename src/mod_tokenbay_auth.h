@@ -10,11 +10,31 @@
 #include "mod_tokenbay_respond.h"
 #include "tb_keycache.h"
 
-/* Authenticate the request's gateway key (Authorization: Bearer, or
- * x-api-key). APR_SUCCESS with *info filled and r->user set to the key's
- * display form; otherwise *err says what to answer (401, 403 or 503). */
-apr_status_t tb_auth_check(request_rec *r, tb_keyinfo_t *info,
-                           tb_error_t *err);
+/* The AuthType this module answers to. */
+#define TB_AUTH_TYPE "tokenbay"
+
+/* Gateway keys in httpd's own phases:
+ *   check_authn   the presented key (Authorization: Bearer, or x-api-key)
+ *                 is looked up; r->user and r->ap_auth_type are set and
+ *                 the key's record is kept for the handler;
+ *   force_authn   a presented key is checked even where Require lets the
+ *                 request through without a user, so a key is never
+ *                 ignored;
+ *   authz         Require tokenbay-group NAME... and tokenbay-key NAME...;
+ *                 Require valid-user (mod_authz_user) means any active key.
+ * All of it applies where AuthType is tokenbay, or where TokenBay is On
+ * and no other AuthType is configured. */
+void tb_auth_register_hooks(apr_pool_t *p);
+
+/* Does mod_tokenbay authenticate this request? */
+int tb_auth_applies(request_rec *r);
+
+/* The key authenticated for this request (or for the request it was
+ * internally redirected from), or NULL when none was. */
+const tb_keyinfo_t *tb_auth_key(request_rec *r);
+
+/* Why authentication refused this request, or NULL. */
+const tb_error_t *tb_auth_failure(request_rec *r);
 
 /* May this key use this canonical model? (key and group allowlists) */
 int tb_auth_model_allowed(const tb_keyinfo_t *info, const char *model_id);

@@ -15,6 +15,8 @@
 #define DEF_KEY_CACHE_TTL   apr_time_from_sec(10)
 #define DEF_CATALOG_TTL     apr_time_from_sec(10)
 #define DEF_KEY_CACHE_SIZE  10000
+#define DEF_KEY_STALE_TTL   apr_time_from_sec(3600)
+#define DEF_UPSTREAM_KEEPALIVE apr_time_from_sec(30)
 #define DEF_MAX_BODY        ((apr_off_t)16 * 1024 * 1024)
 #define DEF_MAX_RESPONSE    ((apr_off_t)32 * 1024 * 1024)
 #define DEF_CONNECT_TIMEOUT apr_time_from_sec(5)
@@ -43,6 +45,8 @@ void *tb_conf_create_srv(apr_pool_t *p, server_rec *s)
     conf->key_cache_ttl = UNSET;
     conf->catalog_ttl = UNSET;
     conf->key_cache_size = UNSET;
+    conf->key_stale_ttl = UNSET;
+    conf->upstream_keepalive = UNSET;
     return conf;
 }
 
@@ -54,6 +58,8 @@ void *tb_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     MERGE(key_cache_ttl);
     MERGE(catalog_ttl);
     MERGE(key_cache_size);
+    MERGE(key_stale_ttl);
+    MERGE(upstream_keepalive);
     return conf;
 }
 
@@ -69,6 +75,7 @@ void *tb_conf_create_dir(apr_pool_t *p, char *dir)
     conf->first_timeout = UNSET;
     conf->idle_timeout = UNSET;
     conf->max_attempts = UNSET;
+    conf->public_models = UNSET;
     return conf;
 }
 
@@ -85,6 +92,7 @@ void *tb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE(first_timeout);
     MERGE(idle_timeout);
     MERGE(max_attempts);
+    MERGE(public_models);
     return conf;
 }
 
@@ -94,6 +102,8 @@ void *tb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
 GETTER(apr_interval_time_t, tb_conf_key_cache_ttl, tb_srv_conf_t, key_cache_ttl, DEF_KEY_CACHE_TTL)
 GETTER(apr_interval_time_t, tb_conf_catalog_ttl, tb_srv_conf_t, catalog_ttl, DEF_CATALOG_TTL)
 GETTER(int, tb_conf_key_cache_size, tb_srv_conf_t, key_cache_size, DEF_KEY_CACHE_SIZE)
+GETTER(apr_interval_time_t, tb_conf_key_stale_ttl, tb_srv_conf_t, key_stale_ttl, DEF_KEY_STALE_TTL)
+GETTER(apr_interval_time_t, tb_conf_upstream_keepalive, tb_srv_conf_t, upstream_keepalive, DEF_UPSTREAM_KEEPALIVE)
 GETTER(int, tb_conf_enabled, tb_dir_conf_t, enabled, 0)
 GETTER(apr_off_t, tb_conf_max_body, tb_dir_conf_t, max_body, DEF_MAX_BODY)
 GETTER(apr_off_t, tb_conf_max_response, tb_dir_conf_t, max_response, DEF_MAX_RESPONSE)
@@ -102,6 +112,7 @@ GETTER(apr_interval_time_t, tb_conf_timeout, tb_dir_conf_t, timeout, DEF_TIMEOUT
 GETTER(apr_interval_time_t, tb_conf_first_timeout, tb_dir_conf_t, first_timeout, DEF_FIRST_TIMEOUT)
 GETTER(apr_interval_time_t, tb_conf_idle_timeout, tb_dir_conf_t, idle_timeout, DEF_IDLE_TIMEOUT)
 GETTER(int, tb_conf_max_attempts, tb_dir_conf_t, max_attempts, DEF_MAX_ATTEMPTS)
+GETTER(int, tb_conf_public_models, tb_dir_conf_t, public_models, 0)
 
 /* ---- directive parsing: strict, one message shape ------------------------- */
 
@@ -152,6 +163,12 @@ static const char *parse_size(cmd_parms *cmd, const char *arg, apr_off_t *pv)
 static const char *set_enabled(cmd_parms *cmd, void *dconf, int flag)
 {
     ((tb_dir_conf_t *)dconf)->enabled = flag;
+    return NULL;
+}
+
+static const char *set_public_models(cmd_parms *cmd, void *dconf, int flag)
+{
+    ((tb_dir_conf_t *)dconf)->public_models = flag;
     return NULL;
 }
 
@@ -219,6 +236,23 @@ static const char *set_catalog_ttl(cmd_parms *cmd, void *dummy, const char *arg)
                                       &tb_conf_srv(cmd->server)->catalog_ttl);
 }
 
+static const char *set_key_stale_ttl(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+
+    return err ? err : parse_duration(cmd, arg, 0,
+                                      &tb_conf_srv(cmd->server)->key_stale_ttl);
+}
+
+static const char *set_upstream_keepalive(cmd_parms *cmd, void *dummy,
+                                          const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    return err ? err : parse_duration(cmd, arg, apr_time_from_sec(1),
+                                      &tb_conf_srv(cmd->server)->upstream_keepalive);
+}
+
 static const char *set_key_cache_size(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
@@ -241,6 +275,9 @@ static const char *set_key_cache_size(cmd_parms *cmd, void *dummy, const char *a
 const command_rec tb_cmds[] = {
     AP_INIT_FLAG("TokenBay", set_enabled, NULL, OR_FILEINFO,
                  "Serve the OpenAI-compatible gateway here: On or Off"),
+    AP_INIT_FLAG("TokenBayPublicModels", set_public_models, NULL, OR_AUTHCFG,
+                 "GET .../models answers without a key where Require lets "
+                 "the request through: On or Off"),
     AP_INIT_TAKE1("TokenBayMaxBodySize", set_max_body, NULL, OR_FILEINFO,
                   "Largest accepted request body, in bytes (K, M, G suffixes)"),
     AP_INIT_TAKE1("TokenBayMaxAttempts", set_max_attempts, NULL, OR_FILEINFO,
@@ -261,6 +298,13 @@ const command_rec tb_cmds[] = {
     AP_INIT_TAKE1("TokenBayCatalogTTL", set_catalog_ttl, NULL, RSRC_CONF,
                   "How long the accounts/models catalogue is cached in each process"),
     AP_INIT_TAKE1("TokenBayKeyCacheSize", set_key_cache_size, NULL, RSRC_CONF,
-                  "Most keys cached per process"),
+                  "Most keys cached per process (and as many unknown keys)"),
+    AP_INIT_TAKE1("TokenBayKeyStaleTTL", set_key_stale_ttl, NULL, RSRC_CONF,
+                  "How long a known key keeps working while the database "
+                  "cannot confirm it"),
+    AP_INIT_TAKE1("TokenBayUpstreamKeepAlive", set_upstream_keepalive, NULL,
+                  RSRC_CONF,
+                  "Longest an idle upstream connection is kept for reuse "
+                  "(server-wide)"),
     { NULL }
 };

@@ -16,6 +16,9 @@ typedef struct tb_srv_conf_t {
     apr_interval_time_t key_cache_ttl;  /* TokenBayKeyCacheTTL */
     apr_interval_time_t catalog_ttl;    /* TokenBayCatalogTTL */
     int key_cache_size;                 /* TokenBayKeyCacheSize */
+    apr_interval_time_t key_stale_ttl;  /* TokenBayKeyStaleTTL */
+    apr_interval_time_t upstream_keepalive; /* TokenBayUpstreamKeepAlive
+                                         * (main server only) */
     struct tb_state_t *state;           /* per-process runtime, child_init */
 } tb_srv_conf_t;
 
@@ -29,6 +32,7 @@ typedef struct tb_dir_conf_t {
     apr_interval_time_t first_timeout;  /* TokenBayFirstTokenTimeout */
     apr_interval_time_t idle_timeout;   /* TokenBayIdleTimeout */
     int max_attempts;                   /* TokenBayMaxAttempts */
+    int public_models;                  /* TokenBayPublicModels On|Off */
 } tb_dir_conf_t;
 
 extern const command_rec tb_cmds[];
@@ -44,6 +48,8 @@ tb_dir_conf_t *tb_conf_dir(const request_rec *r);
 apr_interval_time_t tb_conf_key_cache_ttl(const tb_srv_conf_t *sc);
 apr_interval_time_t tb_conf_catalog_ttl(const tb_srv_conf_t *sc);
 int tb_conf_key_cache_size(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_key_stale_ttl(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_upstream_keepalive(const tb_srv_conf_t *sc);
 
 int tb_conf_enabled(const tb_dir_conf_t *dc);
 apr_off_t tb_conf_max_body(const tb_dir_conf_t *dc);
@@ -53,5 +59,6 @@ apr_interval_time_t tb_conf_timeout(const tb_dir_conf_t *dc);
 apr_interval_time_t tb_conf_first_timeout(const tb_dir_conf_t *dc);
 apr_interval_time_t tb_conf_idle_timeout(const tb_dir_conf_t *dc);
 int tb_conf_max_attempts(const tb_dir_conf_t *dc);
+int tb_conf_public_models(const tb_dir_conf_t *dc);
 
 #endif /* MOD_TOKENBAY_CONFIG_H */

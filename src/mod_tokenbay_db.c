@@ -18,22 +18,29 @@
 /* Statement labels live in mod_dbd's namespace: prefix them. mod_dbd's
  * MySQL driver takes %s placeholders and returns every column as text. */
 #define Q_KEY      "tokenbay_key_lookup"
+#define Q_KEYS     "tokenbay_keys_lookup"
 #define Q_MODELS   "tokenbay_models_list"
 #define Q_ALIASES  "tokenbay_aliases_list"
 #define Q_ACCOUNTS "tokenbay_accounts_list"
 #define Q_ACCT_GRP "tokenbay_account_groups_list"
 #define Q_ACCT_MDL "tokenbay_account_models_list"
 
+#define KEY_COLUMNS \
+    "SELECT k.key_hash, k.id, k.name, k.prefix, k.last4, k.status = 'active'," \
+    " COALESCE(UNIX_TIMESTAMP(k.expires_at), 0), k.models," \
+    " g.id, g.name, g.status = 'active', g.models" \
+    " FROM tb_keys k JOIN tb_groups g ON g.id = k.group_id"
+
+/* TB_DB_KEY_BATCH placeholders */
+#define P4  "%s,%s,%s,%s"
+#define P32 P4 "," P4 "," P4 "," P4 "," P4 "," P4 "," P4 "," P4
+
 static const struct {
     const char *label;
     const char *sql;
 } statements[] = {
-    { Q_KEY,
-      "SELECT k.id, k.name, k.prefix, k.last4, k.status = 'active',"
-      " COALESCE(UNIX_TIMESTAMP(k.expires_at), 0), k.models,"
-      " g.id, g.name, g.status = 'active', g.models"
-      " FROM tb_keys k JOIN tb_groups g ON g.id = k.group_id"
-      " WHERE k.key_hash = %s" },
+    { Q_KEY, KEY_COLUMNS " WHERE k.key_hash = %s" },
+    { Q_KEYS, KEY_COLUMNS " WHERE k.key_hash IN (" P32 ")" },
     { Q_MODELS,
       "SELECT id, owned_by, created FROM tb_models WHERE status = 'active'" },
     { Q_ALIASES,
@@ -101,12 +108,14 @@ static apr_int64_t col_int64(const apr_dbd_driver_t *driver,
 }
 
 /* Run one prepared select on an open handle and feed each row to `cb`.
+ * `args` holds the statement's nargs parameters.
  * NB: the result is always drained to the end (-1), whatever cb says,
  * or the pooled connection is left out of sync for its next user. */
-static apr_status_t select_rows(request_rec *r, ap_dbd_t *dbd, apr_pool_t *p,
-                                const char *label, const char *arg,
+static apr_status_t select_rows(server_rec *s, ap_dbd_t *dbd, apr_pool_t *p,
+                                const char *label, int nargs, const char **args,
                                 row_cb *cb, void *ctx)
 {
+    static const char *none[1] = { NULL };
     apr_dbd_prepared_t *stmt;
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
@@ -115,19 +124,17 @@ static apr_status_t select_rows(request_rec *r, ap_dbd_t *dbd, apr_pool_t *p,
 
     stmt = apr_hash_get(dbd->prepared, label, APR_HASH_KEY_STRING);
     if (!stmt) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(10)
-                      "prepared statement %s missing: is the schema loaded "
-                      "and mod_dbd configured for this server?", label);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, TB_LOGNO(10)
+                     "prepared statement %s missing: is the schema loaded "
+                     "and mod_dbd configured for this server?", label);
         return APR_EGENERAL;
     }
-    rc = arg ? apr_dbd_pvselect(dbd->driver, p, dbd->handle, &res, stmt, 0,
-                                arg, NULL)
-             : apr_dbd_pvselect(dbd->driver, p, dbd->handle, &res, stmt, 0,
-                                NULL);
+    rc = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, stmt, 0, nargs,
+                         args ? args : none);
     if (rc) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(11)
-                      "query %s failed: %s", label,
-                      apr_dbd_error(dbd->driver, dbd->handle, rc));
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, TB_LOGNO(11)
+                     "query %s failed: %s", label,
+                     apr_dbd_error(dbd->driver, dbd->handle, rc));
         return APR_EGENERAL;
     }
     while ((rc = apr_dbd_get_row(dbd->driver, p, res, &row, -1)) == 0) {
@@ -136,31 +143,28 @@ static apr_status_t select_rows(request_rec *r, ap_dbd_t *dbd, apr_pool_t *p,
         }
     }
     if (rc != -1) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(12)
-                      "reading results of %s failed: %s", label,
-                      apr_dbd_error(dbd->driver, dbd->handle, rc));
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, TB_LOGNO(12)
+                     "reading results of %s failed: %s", label,
+                     apr_dbd_error(dbd->driver, dbd->handle, rc));
         rv = APR_EGENERAL;
     }
     return rv != APR_SUCCESS ? rv : cb_rv;
 }
 
-static ap_dbd_t *db_open(request_rec *r)
+/* A connection from mod_dbd, or NULL (mod_dbd logs why; the caller's
+ * back-off keeps that from happening once per request). */
+static ap_dbd_t *db_open(server_rec *s, apr_pool_t *p)
 {
-    ap_dbd_t *dbd = dbd_open_fn ? dbd_open_fn(r->pool, r->server) : NULL;
-
-    if (!dbd) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(13)
-                      "database unavailable (mod_dbd could not provide a "
-                      "connection)");
-    }
-    return dbd;
+    return dbd_open_fn ? dbd_open_fn(p, s) : NULL;
 }
 
 /* ---- keys -------------------------------------------------------------------- */
 
 typedef struct key_ctx_t {
     apr_pool_t *pool;
-    tb_keyinfo_t *info;
+    tb_keyinfo_t *info;        /* single lookup */
+    tb_db_key_cb *cb;          /* batch */
+    void *cb_ctx;
 } key_ctx_t;
 
 static const char *col_dup(apr_pool_t *p, const apr_dbd_driver_t *d,
@@ -171,41 +175,78 @@ static const char *col_dup(apr_pool_t *p, const apr_dbd_driver_t *d,
     return v ? apr_pstrdup(p, v) : dflt;
 }
 
+/* KEY_COLUMNS into an info */
+static const char *key_fill(apr_pool_t *p, const apr_dbd_driver_t *d,
+                            apr_dbd_row_t *row, tb_keyinfo_t *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->found = 1;
+    info->key_id = col_long(d, row, 1);
+    info->name = col_dup(p, d, row, 2, "");
+    info->prefix = col_dup(p, d, row, 3, "");
+    info->last4 = col_dup(p, d, row, 4, "");
+    info->key_active = col_long(d, row, 5) != 0;
+    info->expires = col_int64(d, row, 6);
+    info->key_models = col_dup(p, d, row, 7, NULL);
+    info->group_id = col_long(d, row, 8);
+    info->group_name = col_dup(p, d, row, 9, "");
+    info->group_active = col_long(d, row, 10) != 0;
+    info->group_models = col_dup(p, d, row, 11, NULL);
+    return col(d, row, 0);
+}
+
 static apr_status_t key_row(void *ctx, const apr_dbd_driver_t *d,
                             apr_dbd_row_t *row)
 {
     key_ctx_t *kc = ctx;
-    tb_keyinfo_t *info = kc->info;
-    apr_pool_t *p = kc->pool;
+    tb_keyinfo_t info;
+    const char *hash = key_fill(kc->pool, d, row, kc->info ? kc->info : &info);
 
-    info->found = 1;
-    info->key_id = col_long(d, row, 0);
-    info->name = col_dup(p, d, row, 1, "");
-    info->prefix = col_dup(p, d, row, 2, "");
-    info->last4 = col_dup(p, d, row, 3, "");
-    info->key_active = col_long(d, row, 4) != 0;
-    info->expires = col_int64(d, row, 5);
-    info->key_models = col_dup(p, d, row, 6, NULL);
-    info->group_id = col_long(d, row, 7);
-    info->group_name = col_dup(p, d, row, 8, "");
-    info->group_active = col_long(d, row, 9) != 0;
-    info->group_models = col_dup(p, d, row, 10, NULL);
-    return APR_SUCCESS;
+    return kc->cb && hash ? kc->cb(kc->cb_ctx, hash, &info) : APR_SUCCESS;
 }
 
-apr_status_t tb_db_key_lookup(request_rec *r, const char *hash,
+apr_status_t tb_db_key_lookup(server_rec *s, apr_pool_t *p, const char *hash,
                               tb_keyinfo_t *info)
 {
-    key_ctx_t kc = { r->pool, info };
+    key_ctx_t kc = { p, info, NULL, NULL };
+    const char *args[1];
     ap_dbd_t *dbd;
     apr_status_t rv;
 
     memset(info, 0, sizeof(*info));
-    if (!(dbd = db_open(r))) {
+    if (!(dbd = db_open(s, p))) {
         return APR_ECONNREFUSED;
     }
-    rv = select_rows(r, dbd, r->pool, Q_KEY, hash, key_row, &kc);
-    dbd_close_fn(r->server, dbd);
+    args[0] = hash;
+    rv = select_rows(s, dbd, p, Q_KEY, 1, args, key_row, &kc);
+    dbd_close_fn(s, dbd);
+    return rv;
+}
+
+apr_status_t tb_db_keys_lookup(server_rec *s, apr_pool_t *p,
+                               const char *const *hashes, int n,
+                               tb_db_key_cb *cb, void *ctx)
+{
+    key_ctx_t kc = { p, NULL, cb, ctx };
+    const char *args[TB_DB_KEY_BATCH];
+    ap_dbd_t *dbd;
+    apr_status_t rv = APR_SUCCESS;
+    int i, done;
+
+    if (n <= 0) {
+        return APR_SUCCESS;
+    }
+    if (!(dbd = db_open(s, p))) {
+        return APR_ECONNREFUSED;
+    }
+    for (done = 0; done < n && rv == APR_SUCCESS; done += TB_DB_KEY_BATCH) {
+        /* unused places ask for "", which no digest is */
+        for (i = 0; i < TB_DB_KEY_BATCH; ++i) {
+            args[i] = done + i < n ? hashes[done + i] : "";
+        }
+        rv = select_rows(s, dbd, p, Q_KEYS, TB_DB_KEY_BATCH, args, key_row, &kc);
+    }
+    dbd_close_fn(s, dbd);
     return rv;
 }
 
@@ -265,7 +306,7 @@ static apr_status_t account_model_row(void *ctx, const apr_dbd_driver_t *d,
     return APR_SUCCESS;
 }
 
-apr_status_t tb_db_catalog_load(request_rec *r, apr_pool_t *cp,
+apr_status_t tb_db_catalog_load(server_rec *s, apr_pool_t *p, apr_pool_t *cp,
                                 tb_catalog_t **pcat)
 {
     static const struct {
@@ -286,15 +327,15 @@ apr_status_t tb_db_catalog_load(request_rec *r, apr_pool_t *cp,
     apr_size_t i;
 
     *pcat = NULL;
-    if (!(dbd = db_open(r))) {
+    if (!(dbd = db_open(s, p))) {
         return APR_ECONNREFUSED;
     }
-    if ((rv = apr_pool_create(&tmp, r->pool)) != APR_SUCCESS
+    if ((rv = apr_pool_create(&tmp, p)) != APR_SUCCESS
         || (rv = tb_catalog_create(&cat, cp)) != APR_SUCCESS) {
         goto leave;
     }
     for (i = 0; i < sizeof(steps) / sizeof(steps[0]); ++i) {
-        rv = select_rows(r, dbd, tmp, steps[i].label, NULL, steps[i].cb, cat);
+        rv = select_rows(s, dbd, tmp, steps[i].label, 0, NULL, steps[i].cb, cat);
         if (rv != APR_SUCCESS) {
             goto leave;
         }
@@ -306,6 +347,6 @@ leave:
     if (tmp) {
         apr_pool_destroy(tmp);
     }
-    dbd_close_fn(r->server, dbd);
+    dbd_close_fn(s, dbd);
     return rv;
 }

@@ -15,15 +15,31 @@
  * Returns an error message when mod_dbd is not loaded. */
 const char *tb_db_init(server_rec *s_main);
 
+/* Every function here takes a connection from mod_dbd for its own use
+ * and gives it back: none is held across a request or a stream. They
+ * log query failures; a connection that cannot be had is returned as
+ * APR_ECONNREFUSED without a log line (the caller's back-off decides how
+ * often that is tried, and logs the outage once). */
+
 /* Look a key up by its SHA-256 hex digest. APR_SUCCESS with info->found
- * telling whether it exists; another status when the database cannot be
- * reached or queried (the caller answers 503). */
-apr_status_t tb_db_key_lookup(request_rec *r, const char *hash,
+ * telling whether it exists (strings in p); another status when the
+ * database cannot be reached or queried. */
+apr_status_t tb_db_key_lookup(server_rec *s, apr_pool_t *p, const char *hash,
                               tb_keyinfo_t *info);
 
+/* Look up n keys, TB_DB_KEY_BATCH per query: cb is called for each key
+ * found (a key not reported does not exist). */
+#define TB_DB_KEY_BATCH 32
+typedef apr_status_t tb_db_key_cb(void *ctx, const char *hash,
+                                  const tb_keyinfo_t *info);
+apr_status_t tb_db_keys_lookup(server_rec *s, apr_pool_t *p,
+                               const char *const *hashes, int n,
+                               tb_db_key_cb *cb, void *ctx);
+
 /* Build a complete catalogue into pool `cp` (its lifetime is the
- * catalogue's). All-or-nothing: on error nothing usable is returned. */
-apr_status_t tb_db_catalog_load(request_rec *r, apr_pool_t *cp,
+ * catalogue's; p is for scratch). All-or-nothing: on error nothing
+ * usable is returned. */
+apr_status_t tb_db_catalog_load(server_rec *s, apr_pool_t *p, apr_pool_t *cp,
                                 tb_catalog_t **pcat);
 
 #endif /* MOD_TOKENBAY_DB_H */

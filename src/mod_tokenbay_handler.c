@@ -6,7 +6,9 @@
 
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
+#include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -271,6 +273,9 @@ static int handle_generate(request_rec *r, const tb_keyinfo_t *key,
     return tb_forward(r, client, info, routes);
 }
 
+/* The models this key may use; without a key (where the configuration
+ * lets /models through unauthenticated, e.g. Require ip), every model an
+ * account serves. */
 static int handle_models(request_rec *r, const tb_keyinfo_t *key)
 {
     const tb_catalog_t *cat;
@@ -282,12 +287,13 @@ static int handle_models(request_rec *r, const tb_keyinfo_t *key)
     if (!catalog_or_error(r, &cat, &err)) {
         return tb_respond_error(r, &err);
     }
-    all = tb_catalog_models_for_group(cat, (int)key->group_id, r->pool);
+    all = tb_catalog_models_for_group(cat, key ? (int)key->group_id
+                                               : TB_CATALOG_ANY_GROUP, r->pool);
     mine = apr_array_make(r->pool, all->nelts ? all->nelts : 1,
                           sizeof(tb_model_entry_t));
     for (i = 0; i < all->nelts; ++i) {
         tb_model_entry_t *e = &APR_ARRAY_IDX(all, i, tb_model_entry_t);
-        if (tb_auth_model_allowed(key, e->model->id)) {
+        if (!key || tb_auth_model_allowed(key, e->model->id)) {
             *(tb_model_entry_t *)apr_array_push(mine) = *e;
         }
     }
@@ -326,6 +332,13 @@ static route_t route_of(const request_rec *r, const char **pmethod)
     return ROUTE_NONE;
 }
 
+int tb_route_is_models(const request_rec *r)
+{
+    const char *method;
+
+    return route_of(r, &method) == ROUTE_MODELS && r->method_number == M_GET;
+}
+
 /* Codex's built-in provider first asks for the Responses WebSocket
  * transport; it falls back to HTTP at once only on 426 (anything else
  * costs it retries). The gateway does not serve that transport (yet). */
@@ -336,9 +349,31 @@ static int is_websocket_upgrade(const request_rec *r)
     return r->method_number == M_GET && up && ap_strcasestr(up, "websocket");
 }
 
+/* Routes that spend upstream tokens need the key authentication found.
+ * None means no key was presented (where Require lets requests through
+ * without one), or another AuthType guards this URL. */
+static int no_key(request_rec *r)
+{
+    static volatile apr_uint32_t warned;
+    tb_error_t err;
+
+    if (!tb_auth_applies(r) && !apr_atomic_xchg32(&warned, 1)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(42)
+                      "%s: the gateway needs AuthType %s (or no AuthType) "
+                      "to know the client's key; this URL has AuthType %s",
+                      r->uri, TB_AUTH_TYPE, ap_auth_type(r));
+    }
+    tb_error_set(&err, HTTP_UNAUTHORIZED, "invalid_request_error",
+                 "missing_api_key", NULL,
+                 "You didn't provide an API key. Send it as "
+                 "'Authorization: Bearer YOUR_KEY'.");
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+    return tb_respond_error(r, &err);
+}
+
 int tb_handler(request_rec *r)
 {
-    tb_keyinfo_t key;
+    const tb_keyinfo_t *key;
     tb_error_t err;
     const char *method = NULL;
     route_t route;
@@ -354,9 +389,11 @@ int tb_handler(request_rec *r)
                                         r->method, ap_escape_html(r->pool, r->uri)));
         return tb_respond_error(r, &err);
     }
+    /* authentication ran in httpd's auth phase (mod_tokenbay_auth.c) */
+    key = tb_auth_key(r);
     if (route == ROUTE_RESPONSES && is_websocket_upgrade(r)) {
-        if (tb_auth_check(r, &key, &err) != APR_SUCCESS) {
-            return tb_respond_error(r, &err);
+        if (!key) {
+            return no_key(r);
         }
         apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
         /* RFC 9110: a 426 names the protocol to use; here, plain HTTP */
@@ -376,21 +413,22 @@ int tb_handler(request_rec *r)
                      apr_psprintf(r->pool, "Use %s for this URL.", method));
         return tb_respond_error(r, &err);
     }
-    if (tb_auth_check(r, &key, &err) != APR_SUCCESS) {
-        return tb_respond_error(r, &err);
+    if (route == ROUTE_MODELS) {
+        return handle_models(r, key);
+    }
+    if (!key) {
+        return no_key(r);
     }
     switch (route) {
     case ROUTE_CHAT:
         apr_table_setn(r->notes, "TOKENBAY_ROUTE", "chat");
-        return handle_generate(r, &key, &tb_dialect_chat, TB_OP_CHAT);
+        return handle_generate(r, key, &tb_dialect_chat, TB_OP_CHAT);
     case ROUTE_RESPONSES:
         apr_table_setn(r->notes, "TOKENBAY_ROUTE", "responses");
-        return handle_generate(r, &key, &tb_dialect_responses, TB_OP_RESPONSES);
+        return handle_generate(r, key, &tb_dialect_responses, TB_OP_RESPONSES);
     case ROUTE_COMPACT:
         apr_table_setn(r->notes, "TOKENBAY_ROUTE", "compact");
-        return handle_generate(r, &key, &tb_dialect_responses, TB_OP_COMPACT);
-    case ROUTE_MODELS:
-        return handle_models(r, &key);
+        return handle_generate(r, key, &tb_dialect_responses, TB_OP_COMPACT);
     default:
         return HTTP_INTERNAL_SERVER_ERROR;
     }

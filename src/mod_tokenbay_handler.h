@@ -17,4 +17,7 @@ int tb_fixups(request_rec *r);
 /* the "tokenbay" content handler: routes /v1/... requests */
 int tb_handler(request_rec *r);
 
+/* Is this GET .../models (the one route that may go without a key)? */
+int tb_route_is_models(const request_rec *r);
+
 #endif /* MOD_TOKENBAY_HANDLER_H */

@@ -31,4 +31,8 @@ int tb_respond_body(request_rec *r, int status, const char *content_type,
                     const char *body, apr_size_t len);
 int tb_respond_error(request_rec *r, const tb_error_t *err);
 
+/* The error filter: httpd's own error pages on gateway URLs (refusals by
+ * Require, LimitRequestBody, timeouts, ...) become OpenAI errors. */
+void tb_respond_register_hooks(apr_pool_t *p);
+
 #endif /* MOD_TOKENBAY_RESPOND_H */

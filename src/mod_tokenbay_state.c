@@ -4,22 +4,35 @@
  */
 #include "mod_tokenbay_private.h"
 
+#include <apr_atomic.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
 #include <http_log.h>
 
 #include "mod_tokenbay_config.h"
 #include "mod_tokenbay_db.h"
 #include "mod_tokenbay_state.h"
 #include "tb_dialect.h"
-
-/* How long a process waits before asking a failing database again for a
- * catalogue, while it keeps serving the previous one. */
-#define CATALOG_RETRY_INTERVAL apr_time_from_sec(1)
+#include "tb_util.h"
 
 /* Most idle upstream handle pairs (and so warm connections) kept per
  * process; more are created on demand and closed after use. */
 #define CURL_MAX_IDLE 512
+
+/* Back-off after a failed database attempt: doubling from the first to
+ * the last, each with +-25 % jitter so children do not retry in step. */
+#define BACKOFF_FIRST apr_time_from_msec(500)
+#define BACKOFF_LAST  apr_time_from_sec(30)
+
+/* The housekeeping thread wakes at least this often... */
+#define TICK_MAX apr_time_from_sec(1)
+/* ...and at most this often, whatever the TTLs. */
+#define TICK_MIN apr_time_from_msec(100)
+
+/* Known keys revalidated per server and tick, at most. */
+#define REVALIDATE_MAX 512
 
 /* One immutable catalogue and its own allocator, so any thread may
  * destroy it; shared by reference count. */
@@ -30,66 +43,173 @@ typedef struct snapshot_t {
     int refs;                    /* requests using it, under st->mutex */
 } snapshot_t;
 
+/* Whether the database answers, shared by the threads of the process:
+ * after a failure nobody tries again before retry_at, and then only one
+ * thread (the probe) until it succeeds. */
+typedef struct db_health_t {
+    apr_thread_mutex_t *mutex;
+    int failures;                /* consecutive */
+    apr_time_t retry_at;
+    apr_time_t down_since;
+    int probing;
+} db_health_t;
+
 typedef struct tb_state_t {
+    server_rec *s;
     tb_keycache_t *keys;
     apr_thread_mutex_t *mutex;   /* guards current and every refs */
     apr_thread_mutex_t *refresh; /* one catalogue loader at a time */
     snapshot_t *current;
-    apr_time_t next_load;        /* no reload before, after a failure */
     apr_pool_t *pool;            /* the child's */
-    apr_hash_t *warned;          /* "id:protocol:caps" of accounts already
-                                  * logged as unusable, under refresh */
+    apr_hash_t *warned;          /* "id:protocol:caps:problem" of accounts
+                                  * already logged as unusable, under refresh */
+    db_health_t db;
+    volatile apr_uint32_t used;  /* a request has needed this server's state */
 } tb_state_t;
 
+/* The housekeeping thread. */
+typedef struct keeper_t {
+    apr_thread_t *thread;
+    apr_thread_mutex_t *mutex;
+    apr_thread_cond_t *cond;
+    int stop;                    /* under mutex */
+    apr_array_header_t *states;  /* tb_state_t* */
+    apr_interval_time_t tick;
+} keeper_t;
+
 static tb_curl_pool_t *curl_pool;
+static keeper_t *keeper;         /* NULL when the thread is not running */
+static volatile apr_uint32_t failed_logged;
 
 tb_curl_pool_t *tb_state_curl_pool(void)
 {
     return curl_pool;
 }
 
-static apr_status_t state_cleanup(void *data)
+static tb_state_t *state_of(request_rec *r)
 {
-    tb_state_t *st = data;
+    tb_state_t *st = tb_conf_srv(r->server)->state;
 
-    if (st->current && st->current->refs == 0) {
-        apr_pool_destroy(st->current->pool);
+    if (!st) {
+        if (!apr_atomic_xchg32(&failed_logged, 1)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(5)
+                          "this server process could not set up mod_tokenbay "
+                          "(see the log line TB3 at its start): it answers 503 "
+                          "to every gateway request");
+        }
+        return NULL;
     }
-    st->current = NULL;
-    return APR_SUCCESS;
+    if (!st->used) {
+        apr_atomic_set32(&st->used, 1);
+    }
+    return st;
 }
 
-apr_status_t tb_state_child_init(apr_pool_t *pchild, server_rec *s_main)
+void tb_state_unavailable_error(request_rec *r, apr_status_t rv,
+                                tb_error_t *err)
 {
-    server_rec *s;
-    apr_status_t rv;
+    tb_state_t *st = tb_conf_srv(r->server)->state;
+    long after = 1;
 
-    if ((rv = tb_curl_pool_create(&curl_pool, pchild, CURL_MAX_IDLE))
-        != APR_SUCCESS) {
-        return rv;
+    if (!st) {
+        tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
+                     "gateway_unavailable", NULL,
+                     "The gateway is not available in this server process; "
+                     "retry shortly.");
+        err->retry_after = 1;
+        return;
     }
-    for (s = s_main; s; s = s->next) {
-        tb_srv_conf_t *sc = tb_conf_srv(s);
-        tb_state_t *st = apr_pcalloc(pchild, sizeof(*st));
+    if (rv == APR_EAGAIN) {
+        apr_time_t left;
 
-        if ((rv = tb_keycache_create(&st->keys, pchild,
-                                     (unsigned)tb_conf_key_cache_size(sc)))
-            != APR_SUCCESS
-            || (rv = apr_thread_mutex_create(&st->mutex,
-                                             APR_THREAD_MUTEX_DEFAULT, pchild))
-            != APR_SUCCESS
-            || (rv = apr_thread_mutex_create(&st->refresh,
-                                             APR_THREAD_MUTEX_DEFAULT, pchild))
-            != APR_SUCCESS) {
-            return rv;
+        apr_thread_mutex_lock(st->db.mutex);
+        left = st->db.retry_at - apr_time_now();
+        apr_thread_mutex_unlock(st->db.mutex);
+        if (left > 0) {
+            after = (long)apr_time_sec(left + APR_USEC_PER_SEC - 1);
         }
-        st->pool = pchild;
-        st->warned = apr_hash_make(pchild);
-        apr_pool_cleanup_register(pchild, st, state_cleanup,
-                                  apr_pool_cleanup_null);
-        sc->state = st;
     }
-    return APR_SUCCESS;
+    tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
+                 "database_unavailable", NULL,
+                 "The gateway cannot reach its database to check this request; "
+                 "retry shortly.");
+    err->retry_after = after;
+}
+
+/* ---- database health ----------------------------------------------------- */
+
+typedef enum { GATE_CLOSED = 0, GATE_OPEN, GATE_PROBE } gate_t;
+
+/* May this thread ask the database now? */
+static gate_t db_gate_enter(tb_state_t *st, apr_time_t now)
+{
+    gate_t g = GATE_CLOSED;
+
+    apr_thread_mutex_lock(st->db.mutex);
+    if (!st->db.failures) {
+        g = GATE_OPEN;
+    }
+    else if (now >= st->db.retry_at && !st->db.probing) {
+        st->db.probing = 1;
+        g = GATE_PROBE;
+    }
+    apr_thread_mutex_unlock(st->db.mutex);
+    return g;
+}
+
+static apr_interval_time_t backoff(int failures)
+{
+    apr_interval_time_t t = BACKOFF_FIRST;
+    apr_interval_time_t jitter;
+
+    while (--failures > 0 && t < BACKOFF_LAST) {
+        t *= 2;
+    }
+    if (t > BACKOFF_LAST) {
+        t = BACKOFF_LAST;
+    }
+    jitter = t / 4;
+    return t - jitter + (apr_interval_time_t)(tb_random_u32()
+                                              % (apr_uint32_t)(2 * jitter + 1));
+}
+
+/* The outcome of an attempt; the outage and the recovery are logged once. */
+static void db_gate_leave(tb_state_t *st, gate_t g, int ok)
+{
+    apr_time_t now = apr_time_now();
+    apr_time_t was_down = 0;
+    int first_failure = 0;
+
+    apr_thread_mutex_lock(st->db.mutex);
+    if (g == GATE_PROBE) {
+        st->db.probing = 0;
+    }
+    if (ok) {
+        if (st->db.failures) {
+            was_down = st->db.down_since;
+        }
+        st->db.failures = 0;
+    }
+    else {
+        if (!st->db.failures++) {
+            st->db.down_since = now;
+            first_failure = 1;
+        }
+        st->db.retry_at = now + backoff(st->db.failures);
+    }
+    apr_thread_mutex_unlock(st->db.mutex);
+
+    if (first_failure) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, st->s, TB_LOGNO(13)
+                     "database unavailable: serving the keys and catalogue "
+                     "this process has loaded, refusing unknown keys with 503, "
+                     "retrying with back-off");
+    }
+    else if (was_down) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, st->s, TB_LOGNO(14)
+                     "database reachable again after %" APR_TIME_T_FMT "s",
+                     apr_time_sec(now - was_down));
+    }
 }
 
 /* ---- keys ------------------------------------------------------------------ */
@@ -97,19 +217,109 @@ apr_status_t tb_state_child_init(apr_pool_t *pchild, server_rec *s_main)
 apr_status_t tb_state_key_lookup(request_rec *r, const char *hash,
                                  tb_keyinfo_t *info)
 {
+    tb_state_t *st = state_of(r);
     tb_srv_conf_t *sc = tb_conf_srv(r->server);
-    tb_state_t *st = sc->state;
-    apr_time_t now = apr_time_now();
+    apr_interval_time_t ttl = tb_conf_key_cache_ttl(sc);
+    apr_interval_time_t stale_ttl = tb_conf_key_stale_ttl(sc);
+    apr_time_t now = apr_time_now(), fetched = 0;
+    tb_keyinfo_t cached;
+    int have, usable_stale;
+    gate_t g;
     apr_status_t rv;
 
-    if (tb_keycache_get(st->keys, hash, now, tb_conf_key_cache_ttl(sc),
-                        r->pool, info) == APR_SUCCESS) {
+    if (!st) {
+        return APR_EINIT;
+    }
+    have = tb_keycache_get(st->keys, hash, now, r->pool, &cached, &fetched)
+           == APR_SUCCESS;
+    if (have && now - fetched < ttl) {
+        *info = cached;
         return APR_SUCCESS;
     }
-    if ((rv = tb_db_key_lookup(r, hash, info)) == APR_SUCCESS) {
-        tb_keycache_put(st->keys, hash, info, now);
+    /* a known key older than the TTL: the database has not confirmed it
+     * (the keeper revalidates known keys before they get there) */
+    usable_stale = have && cached.found && now - fetched < stale_ttl;
+    if (usable_stale && keeper) {
+        apr_table_setn(r->notes, "TOKENBAY_KEY_STALE", "1");
+        *info = cached;
+        return APR_SUCCESS;
+    }
+    if ((g = db_gate_enter(st, now)) == GATE_CLOSED) {
+        rv = APR_EAGAIN;
+    }
+    else {
+        rv = tb_db_key_lookup(r->server, r->pool, hash, info);
+        db_gate_leave(st, g, rv == APR_SUCCESS);
+        if (rv == APR_SUCCESS) {
+            tb_keycache_put(st->keys, hash, info, apr_time_now());
+            return APR_SUCCESS;
+        }
+    }
+    if (usable_stale) {
+        apr_table_setn(r->notes, "TOKENBAY_KEY_STALE", "1");
+        *info = cached;
+        return APR_SUCCESS;
     }
     return rv;
+}
+
+typedef struct reval_t {
+    tb_state_t *st;
+    apr_hash_t *missing;         /* digests asked for and not answered */
+    apr_time_t now;
+} reval_t;
+
+static apr_status_t reval_found(void *ctx, const char *hash,
+                                const tb_keyinfo_t *info)
+{
+    reval_t *rv = ctx;
+
+    tb_keycache_put(rv->st->keys, hash, info, rv->now);
+    apr_hash_set(rv->missing, hash, APR_HASH_KEY_STRING, NULL);
+    return APR_SUCCESS;
+}
+
+/* Confirm the known keys that will reach the TTL soon (and were used
+ * within the stale TTL); a key the database no longer has becomes an
+ * unknown one. Forget what is past use. */
+static void keys_keep(tb_state_t *st, apr_pool_t *p, apr_time_t now)
+{
+    tb_srv_conf_t *sc = tb_conf_srv(st->s);
+    apr_interval_time_t ttl = tb_conf_key_cache_ttl(sc);
+    apr_interval_time_t stale_ttl = tb_conf_key_stale_ttl(sc);
+    const char **due = apr_palloc(p, sizeof(*due) * REVALIDATE_MAX);
+    int n = tb_keycache_due(st->keys, now - ttl / 2, now - stale_ttl,
+                            REVALIDATE_MAX, p, due);
+    reval_t rv;
+    gate_t g;
+    int i;
+
+    tb_keycache_expire(st->keys, now - stale_ttl, now - ttl);
+    if (!n || (g = db_gate_enter(st, now)) == GATE_CLOSED) {
+        return;
+    }
+    rv.st = st;
+    rv.now = now;
+    rv.missing = apr_hash_make(p);
+    for (i = 0; i < n; ++i) {
+        apr_hash_set(rv.missing, due[i], APR_HASH_KEY_STRING, due[i]);
+    }
+    if (tb_db_keys_lookup(st->s, p, due, n, reval_found, &rv) != APR_SUCCESS) {
+        db_gate_leave(st, g, 0);
+        return;
+    }
+    db_gate_leave(st, g, 1);
+    {
+        apr_hash_index_t *hi;
+        tb_keyinfo_t gone;
+
+        memset(&gone, 0, sizeof(gone));
+        for (hi = apr_hash_first(p, rv.missing); hi; hi = apr_hash_next(hi)) {
+            const void *hash;
+            apr_hash_this(hi, &hash, NULL, NULL);
+            tb_keycache_put(st->keys, hash, &gone, now);
+        }
+    }
 }
 
 /* ---- the catalogue ----------------------------------------------------------- */
@@ -151,8 +361,8 @@ static apr_status_t snap_release(void *data)
     return APR_SUCCESS;
 }
 
-/* Make `snap` (already referenced by the caller) the current one; the
- * previous one goes when its last user lets go. */
+/* Make `snap` (referenced once, for the current slot) the current one;
+ * the previous one goes when its last user lets go. */
 static void snap_install(tb_state_t *st, snapshot_t *snap)
 {
     snapshot_t *old;
@@ -160,151 +370,344 @@ static void snap_install(tb_state_t *st, snapshot_t *snap)
     apr_thread_mutex_lock(st->mutex);
     old = st->current;
     st->current = snap;
+    snap->refs = 0;
     if (old && old->refs == 0) {
         apr_pool_destroy(old->pool);
     }
     apr_thread_mutex_unlock(st->mutex);
 }
 
+static apr_time_t snap_age(tb_state_t *st, apr_time_t now)
+{
+    apr_time_t age = -1;
+
+    apr_thread_mutex_lock(st->mutex);
+    if (st->current) {
+        age = now - st->current->loaded;
+    }
+    apr_thread_mutex_unlock(st->mutex);
+    return age;
+}
+
 typedef struct warn_ctx_t {
     tb_state_t *st;
-    request_rec *r;
+    apr_pool_t *p;
 } warn_ctx_t;
 
-/* An account this build cannot speak to is never scheduled: say so once
- * per process (not at every reload), and again if its settings change. */
+/* An account this build cannot use is never scheduled: say so once per
+ * process (not at every reload), and again if its settings change. */
 static void warn_account(void *ctx, const tb_account_t *a)
 {
     warn_ctx_t *w = ctx;
-    const char *unknown = NULL;
+    tb_state_t *st = w->st;
+    apr_pool_t *p = w->p;
+    const char *unknown = NULL, *why;
     const char *key;
 
     if (a->capabilities) {
-        tb_caps_parse(a->capabilities, &unknown, w->r->pool);
+        tb_caps_parse(a->capabilities, &unknown, p);
     }
-    if (a->dialect && !unknown) {
+    if (a->dialect && !unknown && !a->unusable) {
         return;
     }
-    key = apr_psprintf(w->r->pool, "%d:%s:%s", a->id, a->protocol,
-                       a->capabilities ? a->capabilities : "");
-    if (apr_hash_get(w->st->warned, key, APR_HASH_KEY_STRING)) {
+    why = a->unusable ? a->unusable : !a->dialect ? "protocol" : "capability";
+    key = apr_psprintf(p, "%d:%s:%s:%s", a->id, a->protocol,
+                       a->capabilities ? a->capabilities : "", why);
+    if (apr_hash_get(st->warned, key, APR_HASH_KEY_STRING)) {
         return;
     }
-    key = apr_pstrdup(w->st->pool, key);
-    apr_hash_set(w->st->warned, key, APR_HASH_KEY_STRING, key);
-    if (!a->dialect) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, w->r, TB_LOGNO(21)
-                      "account %s speaks %s, which this version of mod_tokenbay "
-                      "cannot convert yet: it is not scheduled for any route",
-                      a->name, a->protocol);
+    key = apr_pstrdup(st->pool, key);
+    apr_hash_set(st->warned, key, APR_HASH_KEY_STRING, key);
+    if (a->unusable) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, st->s, TB_LOGNO(23)
+                     "account %s is not scheduled: its %s", a->name, a->unusable);
+    }
+    else if (!a->dialect) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, st->s, TB_LOGNO(21)
+                     "account %s speaks %s, which this version of mod_tokenbay "
+                     "cannot convert yet: it is not scheduled for any route",
+                     a->name, a->protocol);
     }
     else {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, w->r, TB_LOGNO(22)
-                      "account %s: unknown capability '%s' ignored", a->name,
-                      unknown);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, st->s, TB_LOGNO(22)
+                     "account %s: unknown capability '%s' ignored", a->name,
+                     unknown);
     }
 }
 
-static apr_status_t snap_load(request_rec *r, snapshot_t **psnap)
+/* Load a catalogue from the database and make it current. The caller
+ * holds st->refresh and passed the gate. */
+static apr_status_t snap_load(tb_state_t *st, apr_pool_t *scratch)
 {
     snapshot_t *snap;
     tb_catalog_t *cat;
     apr_pool_t *p;
     apr_status_t rv;
 
-    /* NB: its own allocator: created here, destroyed by whichever request
-     * thread drops the last reference */
+    /* NB: its own allocator: created here, destroyed by whichever thread
+     * drops the last reference */
     if ((rv = apr_pool_create_unmanaged_ex(&p, NULL, NULL)) != APR_SUCCESS) {
         return rv;
     }
     apr_pool_tag(p, "tokenbay_catalog");
-    if ((rv = tb_db_catalog_load(r, p, &cat)) != APR_SUCCESS) {
+    if ((rv = tb_db_catalog_load(st->s, scratch, p, &cat)) != APR_SUCCESS) {
         apr_pool_destroy(p);
         return rv;
     }
     {
-        warn_ctx_t w = { tb_conf_srv(r->server)->state, r };
-        tb_catalog_foreach_account(cat, r->pool, warn_account, &w);
+        warn_ctx_t w = { st, scratch };
+        tb_catalog_foreach_account(cat, scratch, warn_account, &w);
     }
     snap = apr_pcalloc(p, sizeof(*snap));
     snap->pool = p;
     snap->cat = cat;
     snap->loaded = apr_time_now();
-    snap->refs = 1;
-    *psnap = snap;
+    snap_install(st, snap);
     return APR_SUCCESS;
 }
 
-apr_status_t tb_state_catalog(request_rec *r, const tb_catalog_t **pcat)
+/* Reload the catalogue when it is `older` than that (or missing). */
+static apr_status_t catalog_refresh(tb_state_t *st, apr_pool_t *scratch,
+                                    apr_interval_time_t older, int wait)
 {
-    tb_srv_conf_t *sc = tb_conf_srv(r->server);
-    tb_state_t *st = sc->state;
-    apr_interval_time_t ttl = tb_conf_catalog_ttl(sc);
-    apr_time_t now = apr_time_now();
-    snapshot_t *snap, *fresh = NULL;
-    snap_ref_t *ref;
+    apr_time_t now = apr_time_now(), age;
     apr_status_t rv = APR_SUCCESS;
+    gate_t g;
 
-    snap = snap_get(st);
-    if (snap && (now - snap->loaded < ttl || now < st->next_load)) {
-        goto done;
-    }
-    if (snap) {
-        /* stale: one thread reloads, the others keep using what is there */
-        if (apr_thread_mutex_trylock(st->refresh) != APR_SUCCESS) {
-            goto done;
-        }
-    }
-    else {
+    if (wait) {
         apr_thread_mutex_lock(st->refresh);
     }
-    /* someone may have reloaded while we waited for the lock */
-    fresh = snap_get(st);
-    if (fresh && fresh != snap && apr_time_now() - fresh->loaded < ttl) {
-        goto unlock;
+    else if (apr_thread_mutex_trylock(st->refresh) != APR_SUCCESS) {
+        return APR_SUCCESS;   /* someone is at it */
     }
-    if (fresh) {
-        snap_put(st, fresh);
-        fresh = NULL;
+    age = snap_age(st, now);
+    if (age >= 0 && age < older) {
+        goto unlock;          /* reloaded while we waited */
     }
-    if (!snap && apr_time_now() < st->next_load) {
+    if ((g = db_gate_enter(st, now)) == GATE_CLOSED) {
         rv = APR_EAGAIN;
         goto unlock;
     }
-    rv = snap_load(r, &fresh);
-    if (rv == APR_SUCCESS) {
-        snap_install(st, fresh);
-        st->next_load = 0;
-    }
-    else {
-        st->next_load = apr_time_now() + CATALOG_RETRY_INTERVAL;
-        if (snap) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, TB_LOGNO(20)
-                          "catalogue refresh failed; serving the one loaded "
-                          "%" APR_TIME_T_FMT "s ago",
-                          apr_time_sec(now - snap->loaded));
-            rv = APR_SUCCESS;
-        }
+    rv = snap_load(st, scratch);
+    db_gate_leave(st, g, rv == APR_SUCCESS);
+    if (rv != APR_SUCCESS && age >= 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, st->s, TB_LOGNO(20)
+                     "catalogue refresh failed; serving the one loaded "
+                     "%" APR_TIME_T_FMT "s ago", apr_time_sec(age));
     }
 
 unlock:
     apr_thread_mutex_unlock(st->refresh);
-    if (fresh) {
-        if (snap) {
-            snap_put(st, snap);
-        }
-        snap = fresh;
-    }
+    return rv;
+}
 
-done:
-    if (!snap) {
-        *pcat = NULL;
-        return rv != APR_SUCCESS ? rv : APR_EGENERAL;
+apr_status_t tb_state_catalog(request_rec *r, const tb_catalog_t **pcat)
+{
+    tb_state_t *st = state_of(r);
+    snapshot_t *snap;
+    snap_ref_t *ref;
+    apr_status_t rv;
+
+    *pcat = NULL;
+    if (!st) {
+        return APR_EINIT;
+    }
+    if (!keeper) {
+        /* nobody reloads it behind the requests: they do it themselves,
+         * one at a time, the others carrying on with the current one */
+        apr_interval_time_t ttl = tb_conf_catalog_ttl(tb_conf_srv(r->server));
+        apr_time_t age = snap_age(st, apr_time_now());
+
+        if (age < 0 || age >= ttl) {
+            catalog_refresh(st, r->pool, ttl, age < 0);
+        }
+    }
+    if (!(snap = snap_get(st))) {
+        /* the first request of this process (or all failed so far) */
+        rv = catalog_refresh(st, r->pool, tb_conf_catalog_ttl(tb_conf_srv(r->server)), 1);
+        if (!(snap = snap_get(st))) {
+            return rv != APR_SUCCESS ? rv : APR_EGENERAL;
+        }
     }
     ref = apr_palloc(r->pool, sizeof(*ref));
     ref->st = st;
     ref->snap = snap;
     apr_pool_cleanup_register(r->pool, ref, snap_release, apr_pool_cleanup_null);
     *pcat = snap->cat;
+    return APR_SUCCESS;
+}
+
+/* ---- the keeper thread --------------------------------------------------------- */
+
+static void keeper_tick(keeper_t *k, apr_pool_t *p)
+{
+    apr_time_t now = apr_time_now();
+    int i;
+
+    for (i = 0; i < k->states->nelts; ++i) {
+        tb_state_t *st = APR_ARRAY_IDX(k->states, i, tb_state_t *);
+        apr_interval_time_t ttl;
+        apr_time_t age;
+
+        if (!st->used) {
+            continue;   /* no gateway request has come to this server yet */
+        }
+        /* reload at three quarters of the TTL: requests never see it old */
+        ttl = tb_conf_catalog_ttl(tb_conf_srv(st->s));
+        age = snap_age(st, now);
+        if (age < 0 || age >= ttl - ttl / 4) {
+            catalog_refresh(st, p, ttl - ttl / 4, 0);
+            apr_pool_clear(p);
+        }
+        keys_keep(st, p, now);
+        apr_pool_clear(p);
+    }
+    if (curl_pool) {
+        tb_curl_pool_sweep(curl_pool, now);
+    }
+}
+
+static void *APR_THREAD_FUNC keeper_main(apr_thread_t *thd, void *data)
+{
+    keeper_t *k = data;
+    apr_pool_t *p = NULL;
+
+    /* NB: unmanaged, used by this thread alone */
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    apr_thread_mutex_lock(k->mutex);
+    while (!k->stop) {
+        apr_thread_mutex_unlock(k->mutex);
+        if (p) {
+            keeper_tick(k, p);
+            apr_pool_clear(p);
+        }
+        apr_thread_mutex_lock(k->mutex);
+        if (!k->stop) {
+            apr_thread_cond_timedwait(k->cond, k->mutex, k->tick);
+        }
+    }
+    apr_thread_mutex_unlock(k->mutex);
+    if (p) {
+        apr_pool_destroy(p);
+    }
+    apr_thread_exit(thd, APR_SUCCESS);
+    return NULL;
+}
+
+/* NB: a pre-cleanup of the child pool: it runs before the child's
+ * subpools go, mod_dbd's connection pool among them, which the thread
+ * may be using. */
+static apr_status_t keeper_stop(void *data)
+{
+    keeper_t *k = data;
+    apr_status_t trv;
+
+    apr_thread_mutex_lock(k->mutex);
+    k->stop = 1;
+    apr_thread_cond_signal(k->cond);
+    apr_thread_mutex_unlock(k->mutex);
+    apr_thread_join(&trv, k->thread);
+    keeper = NULL;
+    return APR_SUCCESS;
+}
+
+static apr_status_t keeper_start(apr_pool_t *pchild, apr_array_header_t *states)
+{
+    keeper_t *k = apr_pcalloc(pchild, sizeof(*k));
+    apr_threadattr_t *attr;
+    apr_status_t rv;
+    int i;
+
+    k->states = states;
+    k->tick = TICK_MAX;
+    for (i = 0; i < states->nelts; ++i) {
+        tb_srv_conf_t *sc = tb_conf_srv(APR_ARRAY_IDX(states, i, tb_state_t *)->s);
+        apr_interval_time_t t = tb_conf_key_cache_ttl(sc) / 4;
+
+        if (tb_conf_catalog_ttl(sc) / 4 < t) {
+            t = tb_conf_catalog_ttl(sc) / 4;
+        }
+        if (t < k->tick) {
+            k->tick = t;
+        }
+    }
+    if (k->tick < TICK_MIN) {
+        k->tick = TICK_MIN;
+    }
+    if ((rv = apr_thread_mutex_create(&k->mutex, APR_THREAD_MUTEX_DEFAULT,
+                                      pchild)) != APR_SUCCESS
+        || (rv = apr_thread_cond_create(&k->cond, pchild)) != APR_SUCCESS
+        || (rv = apr_threadattr_create(&attr, pchild)) != APR_SUCCESS
+        || (rv = apr_thread_create(&k->thread, attr, keeper_main, k, pchild))
+           != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_pre_cleanup_register(pchild, k, keeper_stop);
+    keeper = k;
+    return APR_SUCCESS;
+}
+
+/* ---- set-up ---------------------------------------------------------------------- */
+
+static apr_status_t state_cleanup(void *data)
+{
+    tb_state_t *st = data;
+
+    if (st->current && st->current->refs == 0) {
+        apr_pool_destroy(st->current->pool);
+    }
+    st->current = NULL;
+    return APR_SUCCESS;
+}
+
+apr_status_t tb_state_child_init(apr_pool_t *pchild, server_rec *s_main)
+{
+    apr_array_header_t *states = apr_array_make(pchild, 4, sizeof(tb_state_t *));
+    tb_curl_pool_t *cp;
+    server_rec *s;
+    apr_status_t rv;
+    int i;
+
+    if ((rv = tb_curl_pool_create(&cp, pchild, CURL_MAX_IDLE,
+                                  tb_conf_upstream_keepalive(tb_conf_srv(s_main))))
+        != APR_SUCCESS) {
+        return rv;
+    }
+    for (s = s_main; s; s = s->next) {
+        tb_srv_conf_t *sc = tb_conf_srv(s);
+        tb_state_t *st = apr_pcalloc(pchild, sizeof(*st));
+        unsigned int size = (unsigned)tb_conf_key_cache_size(sc);
+
+        if ((rv = tb_keycache_create(&st->keys, pchild, size, size))
+            != APR_SUCCESS
+            || (rv = apr_thread_mutex_create(&st->mutex,
+                                             APR_THREAD_MUTEX_DEFAULT, pchild))
+            != APR_SUCCESS
+            || (rv = apr_thread_mutex_create(&st->refresh,
+                                             APR_THREAD_MUTEX_DEFAULT, pchild))
+            != APR_SUCCESS
+            || (rv = apr_thread_mutex_create(&st->db.mutex,
+                                             APR_THREAD_MUTEX_DEFAULT, pchild))
+            != APR_SUCCESS) {
+            return rv;
+        }
+        st->s = s;
+        st->pool = pchild;
+        st->warned = apr_hash_make(pchild);
+        apr_pool_cleanup_register(pchild, st, state_cleanup,
+                                  apr_pool_cleanup_null);
+        APR_ARRAY_PUSH(states, tb_state_t *) = st;
+    }
+    /* only now, all or nothing: a child that failed has no state at all */
+    for (i = 0, s = s_main; s; s = s->next) {
+        tb_conf_srv(s)->state = APR_ARRAY_IDX(states, i++, tb_state_t *);
+    }
+    curl_pool = cp;
+    if ((rv = keeper_start(pchild, states)) != APR_SUCCESS) {
+        /* requests then refresh the catalogue and keys themselves */
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s_main, TB_LOGNO(4)
+                     "cannot start the housekeeping thread: catalogue and "
+                     "keys are refreshed on the request path");
+    }
     return APR_SUCCESS;
 }

@@ -7,25 +7,44 @@
 
 #include <httpd.h>
 
+#include "mod_tokenbay_respond.h"
 #include "tb_catalog.h"
 #include "tb_curl.h"
 #include "tb_keycache.h"
 
 /* Per-process runtime, created in child_init: the upstream handle pool
- * (one per process) and, per server, the key cache and the catalogue. */
+ * (one per process), per server the key cache and the catalogue, and one
+ * background thread that keeps them fresh, so that MySQL is off the
+ * request path for everything the process has seen:
+ *   - the catalogue is reloaded before it reaches TokenBayCatalogTTL;
+ *   - known keys used within TokenBayKeyStaleTTL are revalidated before
+ *     they reach TokenBayKeyCacheTTL, in batches;
+ *   - idle upstream connections the upstream closed, or idle longer than
+ *     TokenBayUpstreamKeepAlive, are closed.
+ * When the database cannot be reached, what was loaded keeps serving
+ * (keys up to TokenBayKeyStaleTTL after their last confirmation), and
+ * the process retries with a back-off shared by its threads. On failure
+ * the child serves 503s (see tb_state_unavailable_error). */
 apr_status_t tb_state_child_init(apr_pool_t *pchild, server_rec *s_main);
 
+/* NULL when child_init failed. */
 tb_curl_pool_t *tb_state_curl_pool(void);
 
-/* The key's record: from the cache when fresh, else from the database
- * (then cached, negative answers too). Non-success: database trouble. */
+/* The key's record for a SHA-256 hex digest: APR_SUCCESS with *info
+ * (info->found says whether the key exists); from the cache for any key
+ * this process has seen, else from the database. Other statuses: the
+ * database cannot answer now (APR_EAGAIN while backing off), or this
+ * process has no state. */
 apr_status_t tb_state_key_lookup(request_rec *r, const char *hash,
                                  tb_keyinfo_t *info);
 
-/* The current catalogue, refreshed from the database when older than
- * TokenBayCatalogTTL. It stays valid until r->pool is cleaned up. When a
- * refresh fails the previous catalogue is served (logged); only a process
- * that never loaded one gets an error (the caller answers 503). */
+/* The current catalogue, valid until r->pool is cleaned up. Reloaded in
+ * the background; a stale one is served while the database cannot give
+ * a new one. Only a process that never loaded one gets an error. */
 apr_status_t tb_state_catalog(request_rec *r, const tb_catalog_t **pcat);
+
+/* The 503 for a status from the two calls above. */
+void tb_state_unavailable_error(request_rec *r, apr_status_t rv,
+                                tb_error_t *err);
 
 #endif /* MOD_TOKENBAY_STATE_H */

@@ -69,6 +69,23 @@ static tb_account_t *account_get(const tb_catalog_t *cat, int id)
     return apr_hash_get(cat->accounts, &id, sizeof(id));
 }
 
+/* Bytes that would end or split an upstream request's header line. */
+static int has_ctl(const char *v)
+{
+    for (; v && *v; ++v) {
+        if ((unsigned char)*v < 0x20 || *v == 0x7f) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Scheduled at all: active, spoken by this build, usable as configured. */
+static int account_usable(const tb_account_t *a)
+{
+    return a->active && a->dialect && !a->unusable;
+}
+
 void tb_catalog_add_account(tb_catalog_t *cat, const tb_account_t *src)
 {
     tb_account_t *a = apr_pmemdup(cat->pool, src, sizeof(*a));
@@ -89,6 +106,11 @@ void tb_catalog_add_account(tb_catalog_t *cat, const tb_account_t *src)
     }
     a->base_url = apr_pstrmemdup(cat->pool, src->base_url, n);
     a->groups = apr_array_make(cat->pool, 2, sizeof(int));
+    /* NB: a CR or LF in a credential would inject headers upstream */
+    a->unusable = has_ctl(a->credential) ? "credential contains control "
+                  "characters (CR, LF, ...): fix it with tokenbay-admin account set"
+                : has_ctl(a->base_url) ? "base URL contains control characters"
+                : NULL;
     apr_hash_set(cat->accounts, &a->id, sizeof(a->id), a);
 }
 
@@ -136,6 +158,9 @@ static int account_in_group(const tb_account_t *a, int group_id)
 {
     int i;
 
+    if (group_id == TB_CATALOG_ANY_GROUP) {
+        return a->groups->nelts > 0;
+    }
     for (i = 0; i < a->groups->nelts; ++i) {
         if (APR_ARRAY_IDX(a->groups, i, int) == group_id) {
             return 1;
@@ -162,7 +187,7 @@ void tb_catalog_routes(const tb_catalog_t *cat, int group_id,
             continue;
         }
         ++configured;
-        if (s->account->active && s->account->dialect) {
+        if (account_usable(s->account)) {
             r = apr_array_push(active);
             r->account = s->account;
             r->upstream_model = s->upstream_model;
@@ -187,7 +212,7 @@ static int group_reaches(const tb_catalog_t *cat, int group_id,
 
     for (i = 0; arr && i < arr->nelts; ++i) {
         served_t *s = &APR_ARRAY_IDX(arr, i, served_t);
-        if (s->account->active && s->account->dialect
+        if (account_usable(s->account)
             && account_in_group(s->account, group_id)) {
             return 1;
         }

@@ -31,6 +31,8 @@ typedef struct tb_account_t {
     unsigned int weight;         /* share inside the tier; 0 takes no traffic */
     unsigned int max_concurrency;/* 0 = unlimited */
     int active;                  /* status = 'active' */
+    const char *unusable;        /* why it can never be scheduled as
+                                 * configured (logged), or NULL */
     apr_array_header_t *groups;  /* int group ids this account serves */
 } tb_account_t;
 
@@ -87,7 +89,9 @@ void tb_catalog_foreach_account(const tb_catalog_t *cat, apr_pool_t *p,
                                 tb_catalog_account_cb *cb, void *ctx);
 
 /* All ids (canonical and aliases) the group can reach through an active
- * account, sorted by id: tb_model_entry_t elements in p. */
+ * account, sorted by id: tb_model_entry_t elements in p. With
+ * TB_CATALOG_ANY_GROUP, those any active group can reach. */
+#define TB_CATALOG_ANY_GROUP (-1)
 apr_array_header_t *tb_catalog_models_for_group(const tb_catalog_t *cat,
                                                 int group_id, apr_pool_t *p);
 

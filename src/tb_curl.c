@@ -2,11 +2,16 @@
  * you may not use this file except in compliance with the License.
  * http://www.apache.org/licenses/LICENSE-2.0
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE      /* POLLRDHUP */
+#endif
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -174,17 +179,81 @@ static tb_up_error_t classify(CURLcode cc)
 
 /* ---- handle pool ----------------------------------------------------------- */
 
+/* Sockets a handle pair may hold at once: its one cached connection, and
+ * a new one while the old waits to be closed (CURLMOPT_MAXCONNECTS 1). */
+#define HANDLE_FDS 4
+#ifndef POLLRDHUP
+#define POLLRDHUP 0
+#endif
+/* Idle pairs looked at for one whose connection goes to the wanted
+ * origin, before any idle pair is taken. */
+#define ORIGIN_SCAN 32
+
 typedef struct handles_t {
     CURLM *multi;            /* owns the connection cache */
     CURL *easy;
     struct handles_t *next;
+    apr_time_t idle_since;
+    curl_socket_t fds[HANDLE_FDS]; /* its open sockets (CURL_SOCKET_BAD) */
+    char origin[128];        /* "scheme://host:port" of its last exchange */
 } handles_t;
 
 struct tb_curl_pool_t {
     apr_thread_mutex_t *mutex;
     handles_t *idle;         /* LIFO: the warmest connections first */
     unsigned int nidle, max_idle;
+    apr_interval_time_t keepalive;
 };
+
+/* The origin of a URL: everything before the path. */
+static apr_size_t origin_len(const char *url)
+{
+    const char *p = strstr(url, "://");
+
+    p = p ? strchr(p + 3, '/') : NULL;
+    return p ? (apr_size_t)(p - url) : strlen(url);
+}
+
+/* curl opens and closes the pair's sockets through these two, so the
+ * pool knows them: an idle one the upstream closed is found by polling
+ * it (it turns readable), instead of sitting in CLOSE-WAIT until reuse. */
+static curl_socket_t open_socket_cb(void *data, curlsocktype purpose,
+                                    struct curl_sockaddr *addr)
+{
+    handles_t *h = data;
+    curl_socket_t fd;
+    int i;
+
+    (void)purpose;
+#ifdef SOCK_CLOEXEC
+    fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+#else
+    fd = socket(addr->family, addr->socktype, addr->protocol);
+#endif
+    if (fd == CURL_SOCKET_BAD) {
+        return fd;
+    }
+    for (i = 0; i < HANDLE_FDS; ++i) {
+        if (h->fds[i] == CURL_SOCKET_BAD) {
+            h->fds[i] = fd;
+            break;
+        }
+    }
+    return fd;
+}
+
+static int close_socket_cb(void *data, curl_socket_t fd)
+{
+    handles_t *h = data;
+    int i;
+
+    for (i = 0; i < HANDLE_FDS; ++i) {
+        if (h->fds[i] == fd) {
+            h->fds[i] = CURL_SOCKET_BAD;
+        }
+    }
+    return close(fd);
+}
 
 static void handles_destroy(handles_t *h)
 {
@@ -226,7 +295,8 @@ apr_status_t tb_curl_global_init(apr_pool_t *pconf)
 }
 
 apr_status_t tb_curl_pool_create(tb_curl_pool_t **ppool, apr_pool_t *p,
-                                 unsigned int max_idle)
+                                 unsigned int max_idle,
+                                 apr_interval_time_t keepalive)
 {
     tb_curl_pool_t *cp = apr_pcalloc(p, sizeof(*cp));
     apr_status_t rv;
@@ -236,28 +306,22 @@ apr_status_t tb_curl_pool_create(tb_curl_pool_t **ppool, apr_pool_t *p,
         return rv;
     }
     cp->max_idle = max_idle;
+    cp->keepalive = keepalive;
     apr_pool_cleanup_register(p, cp, pool_cleanup, apr_pool_cleanup_null);
     *ppool = cp;
     return APR_SUCCESS;
 }
 
-static handles_t *handles_acquire(tb_curl_pool_t *cp)
+static handles_t *handles_create(tb_curl_pool_t *cp)
 {
-    handles_t *h;
+    handles_t *h = calloc(1, sizeof(*h));
+    int i;
 
-    apr_thread_mutex_lock(cp->mutex);
-    h = cp->idle;
-    if (h) {
-        cp->idle = h->next;
-        --cp->nidle;
-    }
-    apr_thread_mutex_unlock(cp->mutex);
-    if (h) {
-        return h;
-    }
-    h = calloc(1, sizeof(*h));
     if (!h) {
         return NULL;
+    }
+    for (i = 0; i < HANDLE_FDS; ++i) {
+        h->fds[i] = CURL_SOCKET_BAD;
     }
     h->multi = curl_multi_init();
     h->easy = curl_easy_init();
@@ -265,6 +329,8 @@ static handles_t *handles_acquire(tb_curl_pool_t *cp)
         handles_destroy(h);
         return NULL;
     }
+    /* one cached connection per pair: the pool picks pairs by origin */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, 1L);
     /* what never changes is set once: a curl_easy_reset and a full set of
      * options per request showed up as a tenth of the gateway's CPU */
     curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
@@ -272,7 +338,16 @@ static handles_t *handles_acquire(tb_curl_pool_t *cp)
     curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, write_cb);
     curl_easy_setopt(h->easy, CURLOPT_READFUNCTION, read_cb);
     curl_easy_setopt(h->easy, CURLOPT_SEEKFUNCTION, seek_cb);
+    curl_easy_setopt(h->easy, CURLOPT_OPENSOCKETFUNCTION, open_socket_cb);
+    curl_easy_setopt(h->easy, CURLOPT_OPENSOCKETDATA, h);
+    curl_easy_setopt(h->easy, CURLOPT_CLOSESOCKETFUNCTION, close_socket_cb);
+    curl_easy_setopt(h->easy, CURLOPT_CLOSESOCKETDATA, h);
     curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x074100
+    /* never reuse what the sweep would have closed */
+    curl_easy_setopt(h->easy, CURLOPT_MAXAGE_CONN,
+                     (long)apr_time_sec(cp->keepalive));
+#endif
 #if LIBCURL_VERSION_NUM >= 0x075500
     curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 #else
@@ -282,8 +357,40 @@ static handles_t *handles_acquire(tb_curl_pool_t *cp)
     return h;
 }
 
-static void handles_release(tb_curl_pool_t *cp, handles_t *h)
+/* An idle pair, preferably one connected to the URL's origin. */
+static handles_t *handles_acquire(tb_curl_pool_t *cp, const char *url)
 {
+    apr_size_t olen = origin_len(url);
+    handles_t *h, **pp;
+    int scanned = 0;
+
+    apr_thread_mutex_lock(cp->mutex);
+    for (pp = &cp->idle; *pp && scanned < ORIGIN_SCAN; pp = &(*pp)->next, ++scanned) {
+        if (!strncmp((*pp)->origin, url, olen) && !(*pp)->origin[olen]) {
+            break;
+        }
+    }
+    if (!*pp || scanned == ORIGIN_SCAN) {
+        pp = &cp->idle;
+    }
+    if ((h = *pp) != NULL) {
+        *pp = h->next;
+        --cp->nidle;
+    }
+    apr_thread_mutex_unlock(cp->mutex);
+    return h ? h : handles_create(cp);
+}
+
+static void handles_release(tb_curl_pool_t *cp, handles_t *h, const char *url)
+{
+    apr_size_t olen = origin_len(url);
+
+    if (olen >= sizeof(h->origin)) {
+        olen = 0;   /* such an origin is never matched: fine */
+    }
+    memcpy(h->origin, url, olen);
+    h->origin[olen] = '\0';
+    h->idle_since = apr_time_now();
     apr_thread_mutex_lock(cp->mutex);
     if (cp->nidle < cp->max_idle) {
         h->next = cp->idle;
@@ -295,6 +402,64 @@ static void handles_release(tb_curl_pool_t *cp, handles_t *h)
     if (h) {
         handles_destroy(h);
     }
+}
+
+/* Has the upstream closed (or spoken on) one of this idle pair's
+ * connections? An idle HTTP/1.1 connection has nothing to say. */
+static int handles_peer_spoke(const handles_t *h)
+{
+    struct pollfd pfd[HANDLE_FDS];
+    int i, n = 0;
+
+    for (i = 0; i < HANDLE_FDS; ++i) {
+        if (h->fds[i] != CURL_SOCKET_BAD) {
+            pfd[n].fd = h->fds[i];
+            pfd[n].events = POLLIN | POLLRDHUP;
+            pfd[n].revents = 0;
+            ++n;
+        }
+    }
+    return n && poll(pfd, (nfds_t)n, 0) > 0;
+}
+
+unsigned int tb_curl_pool_sweep(tb_curl_pool_t *cp, apr_time_t now)
+{
+    handles_t *list, *h, *next, *keep = NULL, **tail = &keep;
+    unsigned int kept = 0, closed = 0;
+
+    /* take the idle pairs out, judge them unlocked, put the good back
+     * behind any released meanwhile (those are warmer) */
+    apr_thread_mutex_lock(cp->mutex);
+    list = cp->idle;
+    cp->idle = NULL;
+    cp->nidle = 0;
+    apr_thread_mutex_unlock(cp->mutex);
+
+    for (h = list; h; h = next) {
+        next = h->next;
+        if (now - h->idle_since >= cp->keepalive || handles_peer_spoke(h)) {
+            handles_destroy(h);
+            ++closed;
+            continue;
+        }
+        h->next = NULL;
+        *tail = h;
+        tail = &h->next;
+        ++kept;
+    }
+
+    apr_thread_mutex_lock(cp->mutex);
+    for (h = cp->idle; h && h->next; h = h->next) {
+    }
+    if (h) {
+        h->next = keep;
+    }
+    else {
+        cp->idle = keep;
+    }
+    cp->nidle += kept;
+    apr_thread_mutex_unlock(cp->mutex);
+    return closed;
 }
 
 typedef enum { PEER_IDLE, PEER_GONE, PEER_SENT_DATA } peer_state_t;
@@ -398,7 +563,7 @@ apr_status_t tb_curl_perform(tb_curl_pool_t *cpool,
     res->retry_after = -1;
     errbuf[0] = '\0';
 
-    if (!(h = handles_acquire(cpool)) || !(headers = build_headers(req))) {
+    if (!(h = handles_acquire(cpool, req->url)) || !(headers = build_headers(req))) {
         rv = APR_ENOMEM;
         goto leave;
     }
@@ -510,7 +675,7 @@ leave:
         curl_easy_setopt(h->easy, CURLOPT_READDATA, NULL);
         curl_easy_setopt(h->easy, CURLOPT_SEEKDATA, NULL);
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
-        handles_release(cpool, h);
+        handles_release(cpool, h, req->url);
     }
     if (headers) {
         curl_slist_free_all(headers);

@@ -17,9 +17,18 @@ typedef struct tb_curl_pool_t tb_curl_pool_t;
 apr_status_t tb_curl_global_init(apr_pool_t *pconf);
 
 /* Per child process; handles are released when `p` is destroyed.
- * `max_idle` bounds how many idle pairs are kept. */
+ * `max_idle` bounds how many idle pairs are kept, `keepalive` how long
+ * an idle connection may be reused. A request takes an idle pair whose
+ * connection goes to its URL's origin when there is one. */
 apr_status_t tb_curl_pool_create(tb_curl_pool_t **ppool, apr_pool_t *p,
-                                 unsigned int max_idle);
+                                 unsigned int max_idle,
+                                 apr_interval_time_t keepalive);
+
+/* Close the idle pairs whose connection the upstream has closed (they
+ * would sit in CLOSE-WAIT until reused), and those idle longer than the
+ * keepalive. For a housekeeping thread, about once a second; safe with
+ * requests running. Returns how many were closed. */
+unsigned int tb_curl_pool_sweep(tb_curl_pool_t *cp, apr_time_t now);
 
 /* Run one exchange to completion on the calling thread. Returns
  * APR_SUCCESS when the exchange was attempted (see res->error for its

@@ -15,42 +15,106 @@
 typedef struct entry_t {
     char hash[TB_SHA256_HEX_LEN + 1];
     apr_time_t fetched;
-    tb_keyinfo_t info;       /* string members point into this block */
+    apr_time_t used;
+    struct entry_t *prev, *next;   /* its kind's list, most recent first */
+    tb_keyinfo_t info;             /* string members point into this block */
 } entry_t;
+
+/* Known or unknown keys: a list by last use, and a bound. */
+typedef struct lru_t {
+    entry_t *head, *tail;
+    unsigned int count, max;
+} lru_t;
 
 struct tb_keycache_t {
     apr_pool_t *pool;        /* its own allocator: used under mutex only */
     apr_thread_mutex_t *mutex;
     apr_hash_t *entries;     /* hash hex -> entry_t*, under mutex */
-    unsigned int max_entries;
+    lru_t known, unknown;
 };
 
-static void free_all(tb_keycache_t *cache)
+static lru_t *kind_of(tb_keycache_t *cache, const entry_t *e)
 {
-    apr_hash_index_t *hi;
+    return e->info.found ? &cache->known : &cache->unknown;
+}
 
-    /* NB: the hash's keys live inside the entries: take each entry out of
-     * the hash before freeing it, never free first and clear after */
-    for (hi = apr_hash_first(NULL, cache->entries); hi; hi = apr_hash_next(hi)) {
-        void *val;
-        apr_hash_this(hi, NULL, NULL, &val);
-        apr_hash_set(cache->entries, ((entry_t *)val)->hash,
-                     APR_HASH_KEY_STRING, NULL);
-        free(val);
+static void lru_unlink(lru_t *l, entry_t *e)
+{
+    if (e->prev) {
+        e->prev->next = e->next;
     }
+    else {
+        l->head = e->next;
+    }
+    if (e->next) {
+        e->next->prev = e->prev;
+    }
+    else {
+        l->tail = e->prev;
+    }
+    e->prev = e->next = NULL;
+    --l->count;
+}
+
+static void lru_push(lru_t *l, entry_t *e)
+{
+    e->prev = NULL;
+    e->next = l->head;
+    if (l->head) {
+        l->head->prev = e;
+    }
+    else {
+        l->tail = e;
+    }
+    l->head = e;
+    ++l->count;
+}
+
+/* `e` takes `old`'s place in the list. */
+static void lru_replace(lru_t *l, entry_t *old, entry_t *e)
+{
+    e->prev = old->prev;
+    e->next = old->next;
+    if (e->prev) {
+        e->prev->next = e;
+    }
+    else {
+        l->head = e;
+    }
+    if (e->next) {
+        e->next->prev = e;
+    }
+    else {
+        l->tail = e;
+    }
+}
+
+/* NB: the hash's key lives inside the entry: take it out of the hash
+ * before freeing it, never free first */
+static void entry_drop(tb_keycache_t *cache, entry_t *e)
+{
+    apr_hash_set(cache->entries, e->hash, APR_HASH_KEY_STRING, NULL);
+    lru_unlink(kind_of(cache, e), e);
+    free(e);
 }
 
 static apr_status_t cache_cleanup(void *data)
 {
     tb_keycache_t *cache = data;
 
-    free_all(cache);
+    while (cache->known.head) {
+        entry_drop(cache, cache->known.head);
+    }
+    while (cache->unknown.head) {
+        entry_drop(cache, cache->unknown.head);
+    }
     apr_pool_destroy(cache->pool);
     return APR_SUCCESS;
 }
 
 apr_status_t tb_keycache_create(tb_keycache_t **pcache, apr_pool_t *p,
-                                unsigned int max_entries)
+                                unsigned int max_known,
+                                unsigned int max_unknown)
 {
     tb_keycache_t *cache = apr_pcalloc(p, sizeof(*cache));
     apr_status_t rv;
@@ -67,7 +131,8 @@ apr_status_t tb_keycache_create(tb_keycache_t **pcache, apr_pool_t *p,
         return rv;
     }
     cache->entries = apr_hash_make(cache->pool);
-    cache->max_entries = max_entries ? max_entries : 1;
+    cache->known.max = max_known ? max_known : 1;
+    cache->unknown.max = max_unknown ? max_unknown : 1;
     apr_pool_cleanup_register(p, cache, cache_cleanup, apr_pool_cleanup_null);
     *pcache = cache;
     return APR_SUCCESS;
@@ -94,29 +159,40 @@ static const char *str_put(char **pcur, const char *s)
     return dst;
 }
 
+static const char *pstrdup_or_null(apr_pool_t *p, const char *s)
+{
+    return s ? apr_pstrdup(p, s) : NULL;
+}
+
 static void info_copy_to_pool(apr_pool_t *p, const tb_keyinfo_t *src,
                               tb_keyinfo_t *dst)
 {
     *dst = *src;
-    dst->name = src->name ? apr_pstrdup(p, src->name) : NULL;
-    dst->prefix = src->prefix ? apr_pstrdup(p, src->prefix) : NULL;
-    dst->last4 = src->last4 ? apr_pstrdup(p, src->last4) : NULL;
-    dst->key_models = src->key_models ? apr_pstrdup(p, src->key_models) : NULL;
-    dst->group_name = src->group_name ? apr_pstrdup(p, src->group_name) : NULL;
-    dst->group_models = src->group_models ? apr_pstrdup(p, src->group_models) : NULL;
+    dst->name = pstrdup_or_null(p, src->name);
+    dst->prefix = pstrdup_or_null(p, src->prefix);
+    dst->last4 = pstrdup_or_null(p, src->last4);
+    dst->key_models = pstrdup_or_null(p, src->key_models);
+    dst->group_name = pstrdup_or_null(p, src->group_name);
+    dst->group_models = pstrdup_or_null(p, src->group_models);
 }
 
 apr_status_t tb_keycache_get(tb_keycache_t *cache, const char *hash,
-                             apr_time_t now, apr_interval_time_t ttl,
-                             apr_pool_t *p, tb_keyinfo_t *pinfo)
+                             apr_time_t now, apr_pool_t *p,
+                             tb_keyinfo_t *pinfo, apr_time_t *pfetched)
 {
     apr_status_t rv = APR_NOTFOUND;
     entry_t *e;
 
     apr_thread_mutex_lock(cache->mutex);
     e = apr_hash_get(cache->entries, hash, APR_HASH_KEY_STRING);
-    if (e && now >= e->fetched && now - e->fetched < ttl) {
+    if (e) {
+        lru_t *l = kind_of(cache, e);
+
         info_copy_to_pool(p, &e->info, pinfo);
+        *pfetched = e->fetched;
+        e->used = now;
+        lru_unlink(l, e);
+        lru_push(l, e);
         rv = APR_SUCCESS;
     }
     apr_thread_mutex_unlock(cache->mutex);
@@ -132,12 +208,15 @@ void tb_keycache_put(tb_keycache_t *cache, const char *hash,
         + str_size(info->group_models);
     entry_t *e = malloc(size), *old;
     char *cur;
+    lru_t *l;
 
     if (!e) {
         return;
     }
+    memset(e, 0, sizeof(*e));
     apr_cpystrn(e->hash, hash, sizeof(e->hash));
     e->fetched = now;
+    e->used = now;
     e->info = *info;
     cur = (char *)(e + 1);
     e->info.name = str_put(&cur, info->name);
@@ -146,28 +225,100 @@ void tb_keycache_put(tb_keycache_t *cache, const char *hash,
     e->info.key_models = str_put(&cur, info->key_models);
     e->info.group_name = str_put(&cur, info->group_name);
     e->info.group_models = str_put(&cur, info->group_models);
+    l = kind_of(cache, e);
 
     apr_thread_mutex_lock(cache->mutex);
     old = apr_hash_get(cache->entries, hash, APR_HASH_KEY_STRING);
-    if (old) {
-        /* NB: the hash keeps the key pointer of the first set; the key
-         * lives in the entry, so remove before freeing and re-adding. */
+    if (old && kind_of(cache, old) == l) {
+        /* a refresh is not a use: same place in the list, same last use */
+        e->used = old->used;
+        lru_replace(l, old, e);
         apr_hash_set(cache->entries, old->hash, APR_HASH_KEY_STRING, NULL);
         free(old);
     }
-    else if (apr_hash_count(cache->entries) >= cache->max_entries) {
-        free_all(cache);
+    else {
+        if (old) {
+            entry_drop(cache, old);
+        }
+        while (l->count >= l->max) {
+            entry_drop(cache, l->tail);
+        }
+        lru_push(l, e);
     }
     apr_hash_set(cache->entries, e->hash, APR_HASH_KEY_STRING, e);
     apr_thread_mutex_unlock(cache->mutex);
 }
 
-unsigned int tb_keycache_count(tb_keycache_t *cache)
+typedef struct due_t {
+    const char *hash;
+    apr_time_t fetched;
+} due_t;
+
+static int due_cmp(const void *a, const void *b)
 {
-    unsigned int n;
+    apr_time_t x = ((const due_t *)a)->fetched, y = ((const due_t *)b)->fetched;
+
+    return x < y ? -1 : x > y;
+}
+
+int tb_keycache_due(tb_keycache_t *cache, apr_time_t fetched_before,
+                    apr_time_t used_since, int max, apr_pool_t *p,
+                    const char **hashes)
+{
+    due_t *all;
+    entry_t *e;
+    int n = 0, i;
+
+    if (max <= 0) {
+        return 0;
+    }
+    apr_thread_mutex_lock(cache->mutex);
+    all = apr_palloc(p, sizeof(*all) * (cache->known.count + 1));
+    /* most recently used first: stop at the first entry unused since */
+    for (e = cache->known.head; e && e->used >= used_since; e = e->next) {
+        if (e->fetched < fetched_before) {
+            all[n].hash = apr_pstrdup(p, e->hash);
+            all[n].fetched = e->fetched;
+            ++n;
+        }
+    }
+    apr_thread_mutex_unlock(cache->mutex);
+    qsort(all, (size_t)n, sizeof(*all), due_cmp);
+    for (i = 0; i < n && i < max; ++i) {
+        hashes[i] = all[i].hash;
+    }
+    return i;
+}
+
+unsigned int tb_keycache_expire(tb_keycache_t *cache,
+                                apr_time_t known_used_since,
+                                apr_time_t unknown_fetched_before)
+{
+    unsigned int gone = 0;
+    entry_t *e, *prev;
 
     apr_thread_mutex_lock(cache->mutex);
-    n = apr_hash_count(cache->entries);
+    while (cache->known.tail && cache->known.tail->used < known_used_since) {
+        entry_drop(cache, cache->known.tail);
+        ++gone;
+    }
+    /* unknown keys: by age, not use (a flood keeps using them) */
+    for (e = cache->unknown.tail; e; e = prev) {
+        prev = e->prev;
+        if (e->fetched < unknown_fetched_before) {
+            entry_drop(cache, e);
+            ++gone;
+        }
+    }
     apr_thread_mutex_unlock(cache->mutex);
-    return n;
+    return gone;
+}
+
+void tb_keycache_count(tb_keycache_t *cache, unsigned int *pknown,
+                       unsigned int *punknown)
+{
+    apr_thread_mutex_lock(cache->mutex);
+    *pknown = cache->known.count;
+    *punknown = cache->unknown.count;
+    apr_thread_mutex_unlock(cache->mutex);
 }

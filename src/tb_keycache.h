@@ -26,26 +26,52 @@ typedef struct tb_keyinfo_t {
     const char *group_models;/* allowlist or NULL */
 } tb_keyinfo_t;
 
-/* A per-process cache of key lookups by SHA-256 hex digest, with a TTL so a
- * change in the database takes effect without a restart. Thread-safe; the
- * entries are private copies and readers get their own copy in their pool,
- * so an entry may be replaced while a request still uses the old one. */
+/* A per-process cache of key lookups by SHA-256 hex digest. Thread-safe;
+ * entries are private copies and readers get their own copy in their
+ * pool, so an entry may be replaced while a request still uses the old
+ * one.
+ *
+ * Known keys and unknown ones (negative answers) are kept apart, each
+ * bounded and evicted least recently used first: a flood of random keys
+ * only ever evicts other unknown keys, never a key that works.
+ *
+ * The cache only records when each entry was fetched and last used; the
+ * caller decides what is fresh (see mod_tokenbay_state.c: fresh within
+ * TokenBayKeyCacheTTL, then revalidated in the background, and served
+ * stale while the database cannot answer). */
 typedef struct tb_keycache_t tb_keycache_t;
 
 apr_status_t tb_keycache_create(tb_keycache_t **pcache, apr_pool_t *p,
-                                unsigned int max_entries);
+                                unsigned int max_known,
+                                unsigned int max_unknown);
 
-/* APR_SUCCESS with a copy in *pinfo when a fresh entry exists (fetched
- * within `ttl` of `now`); APR_NOTFOUND otherwise. */
+/* APR_SUCCESS with a copy in *pinfo (strings in p) and the time it was
+ * fetched in *pfetched, marking the entry used at `now`; APR_NOTFOUND
+ * when the cache has nothing for `hash`. */
 apr_status_t tb_keycache_get(tb_keycache_t *cache, const char *hash,
-                             apr_time_t now, apr_interval_time_t ttl,
-                             apr_pool_t *p, tb_keyinfo_t *pinfo);
+                             apr_time_t now, apr_pool_t *p,
+                             tb_keyinfo_t *pinfo, apr_time_t *pfetched);
 
-/* Store (replacing) the entry for `hash`. When the cache is full it is
- * emptied first: a crude bound, but lookups are cheap and it cannot grow. */
+/* Store the database's answer for `hash` (fetched at `now`), replacing
+ * what was there; a known key that the database no longer has moves to
+ * the unknown ones. */
 void tb_keycache_put(tb_keycache_t *cache, const char *hash,
                      const tb_keyinfo_t *info, apr_time_t now);
 
-unsigned int tb_keycache_count(tb_keycache_t *cache);
+/* Up to `max` digests of known keys fetched before `fetched_before` and
+ * used since `used_since`, the longest unfetched first, into p (for
+ * revalidation). Returns how many. */
+int tb_keycache_due(tb_keycache_t *cache, apr_time_t fetched_before,
+                    apr_time_t used_since, int max, apr_pool_t *p,
+                    const char **hashes);
+
+/* Forget known keys not used since `known_used_since`, and unknown ones
+ * fetched before `unknown_fetched_before`. Returns how many went. */
+unsigned int tb_keycache_expire(tb_keycache_t *cache,
+                                apr_time_t known_used_since,
+                                apr_time_t unknown_fetched_before);
+
+void tb_keycache_count(tb_keycache_t *cache, unsigned int *pknown,
+                       unsigned int *punknown);
 
 #endif /* TB_KEYCACHE_H */
