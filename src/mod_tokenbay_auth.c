@@ -256,7 +256,7 @@ static authz_status authz_names(request_rec *r, const void *parsed,
     }
     line = ap_expr_str_exec(r, parsed, &err);
     if (err) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(40)
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(50)
                       "Require tokenbay-%s: cannot evaluate the require "
                       "expression: %s", what, err);
         return AUTHZ_DENIED;
@@ -266,7 +266,7 @@ static authz_status authz_names(request_rec *r, const void *parsed,
             return AUTHZ_GRANTED;
         }
     }
-    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, TB_LOGNO(41)
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, TB_LOGNO(51)
                   "key %ld (%s '%s') not allowed by Require tokenbay-%s for %s",
                   key->key_id, what, have, what, r->uri);
     return AUTHZ_DENIED;

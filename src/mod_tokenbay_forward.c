@@ -401,6 +401,13 @@ static int finish_committed(attempt_t *a, const tb_http_result_t *res)
             tb_stream_fail(a->stream, "The upstream response took longer "
                            "than the gateway allows.", "stream_timeout");
         }
+        else if (res->sink_rv == APR_ENOSPC) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(41)
+                          "account %s: stream event larger than the gateway "
+                          "accepts", apr_table_get(r->notes, "TOKENBAY_ACCOUNT"));
+            tb_stream_fail(a->stream, "An upstream event exceeds the gateway's "
+                           "limit.", "upstream_response_too_large");
+        }
         else {
             tb_stream_fail(a->stream, "The upstream connection broke "
                            "mid-stream.", "stream_interrupted");

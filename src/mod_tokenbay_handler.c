@@ -358,7 +358,7 @@ static int no_key(request_rec *r)
     tb_error_t err;
 
     if (!tb_auth_applies(r) && !apr_atomic_xchg32(&warned, 1)) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(42)
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(52)
                       "%s: the gateway needs AuthType %s (or no AuthType) "
                       "to know the client's key; this URL has AuthType %s",
                       r->uri, TB_AUTH_TYPE, ap_auth_type(r));

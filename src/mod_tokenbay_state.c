@@ -232,6 +232,9 @@ apr_status_t tb_state_key_lookup(request_rec *r, const char *hash,
     }
     have = tb_keycache_get(st->keys, hash, now, r->pool, &cached, &fetched)
            == APR_SUCCESS;
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, "key cache: %s, age %"
+                  APR_TIME_T_FMT " ms", !have ? "miss" : cached.found ? "known"
+                  : "unknown", have ? apr_time_as_msec(now - fetched) : 0);
     if (have && now - fetched < ttl) {
         *info = cached;
         return APR_SUCCESS;
@@ -491,7 +494,9 @@ static apr_status_t catalog_refresh(tb_state_t *st, apr_pool_t *scratch,
     rv = snap_load(st, scratch);
     db_gate_leave(st, g, rv == APR_SUCCESS);
     if (rv != APR_SUCCESS && age >= 0) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, st->s, TB_LOGNO(20)
+        /* once per outage; the retries of the back-off at debug */
+        ap_log_error(APLOG_MARK, g == GATE_OPEN ? APLOG_WARNING : APLOG_DEBUG,
+                     rv, st->s, TB_LOGNO(20)
                      "catalogue refresh failed; serving the one loaded "
                      "%" APR_TIME_T_FMT "s ago", apr_time_sec(age));
     }

@@ -72,6 +72,9 @@ is(mock_requests('primary')->[-1]{json}{model}, 'gpt-4o', 'unmapped model: name 
 }
 
 # ---- bad requests ------------------------------------------------------------------
+# every account the default key could reach: none may see a refused request
+my @accounts = qw(primary backup doom-a doom-b elsewhere);
+my %before = map { $_ => scalar @{ mock_requests($_) } } @accounts;
 $r = chat_raw('{"model": "gpt-4o-mini", "messages": [', key => KEY_DEFAULT);
 my $e = error_is($r, 400, 'invalid_json', 'truncated JSON: 400 invalid_json');
 like($e->{message}, qr/not valid JSON/, 'malformed JSON message says so');
@@ -105,8 +108,9 @@ error_is(chat(KEY_DEFAULT, $big), 413, 'request_too_large', 'oversized body: 413
     my $status = <$sock> // '';
     like($status, qr{^HTTP/1\.1 413 }, 'oversized chunked body: 413');
 }
-my $before = scalar @{ mock_requests('primary') };
-is($before, scalar @{ mock_requests('primary') }, 'refused requests never reach an upstream');
+my %after = map { $_ => scalar @{ mock_requests($_) } } @accounts;
+is_deeply(\%after, \%before,
+          'the refused requests above (bad JSON, bad fields, too large) never reached an upstream');
 
 # a large body within the default limit (16M under /single) goes through whole
 {

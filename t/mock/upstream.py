@@ -45,6 +45,9 @@ Provider routes: /a/<account>/v1/<endpoint> (/v1/<endpoint> is account "default"
 
 Control API (never recorded, never consumes steps):
   POST /__mock/reset     forget scripts, persistent defaults, requests, events.
+  POST /__mock/close_idle  close every kept-alive connection that is between
+                         requests, as an upstream's keep-alive timeout does:
+                         {"closed": N}.
   POST /__mock/script    {"account":"a1","steps":[STEP, ...]} appends one-shot
                          steps; each provider request to a1 pops one.
   POST /__mock/default   {"account":"a1","step":STEP|null} persistent STEP used
@@ -167,6 +170,7 @@ SCRIPTS = {}   # account -> list of one-shot steps
 DEFAULTS = {}  # account -> persistent step
 REQUESTS = []  # recorded provider requests
 EVENTS = []    # connection lifecycle events
+IDLE = set()   # handlers between requests on a kept-alive connection
 
 
 def dumps(value):
@@ -581,6 +585,22 @@ class Handler(BaseHTTPRequestHandler):
             except (OSError, ValueError):
                 pass
 
+    # A connection is idle from the end of one request until the next
+    # request line arrives.
+    def handle_one_request(self):
+        with LOCK:
+            IDLE.add(self)
+        try:
+            super().handle_one_request()
+        finally:
+            with LOCK:
+                IDLE.discard(self)
+
+    def parse_request(self):
+        with LOCK:
+            IDLE.discard(self)
+        return super().parse_request()
+
     def do_GET(self):
         try:
             body = self.read_body()
@@ -802,6 +822,15 @@ class Handler(BaseHTTPRequestHandler):
                 else:
                     DEFAULTS[account] = step
             return self.reply(200, {"ok": True})
+        if (name, method) == ("close_idle", "POST"):
+            with LOCK:
+                idle = [h for h in IDLE if h is not self]
+            for h in idle:
+                try:
+                    h.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            return self.reply(200, {"closed": len(idle)})
         if name in ("requests", "events") and method == "GET":
             with LOCK:
                 items = list(REQUESTS if name == "requests" else EVENTS)
