@@ -69,7 +69,9 @@ LogLevel warn
 User nobody
 Group nogroup
 LoadModule mpm_event_module $M/mod_mpm_event.so
+LoadModule authn_core_module $M/mod_authn_core.so
 LoadModule authz_core_module $M/mod_authz_core.so
+LoadModule authz_user_module $M/mod_authz_user.so
 LoadModule dbd_module $M/mod_dbd.so
 LoadModule tokenbay_module $ROOT/.libs/mod_tokenbay.so
 LogFormat "%h %u \"%r\" %>s %D model=%{TOKENBAY_MODEL}n account=%{TOKENBAY_ACCOUNT}n tokens=%{TOKENBAY_TOTAL_TOKENS}n outcome=%{TOKENBAY_OUTCOME}n" tokenbay
@@ -79,7 +81,8 @@ DBDParams "host=127.0.0.1 port=$TB_DB_PORT user=tokenbay pass=tokenbay dbname=to
 DBDMin 0
 <Location /v1>
     TokenBay On
-    Require all granted
+    AuthType tokenbay
+    Require valid-user
 </Location>
 CONF
 if [ -f "$TB_RUN_DIR/httpd.pid" ] && kill -0 "$(cat "$TB_RUN_DIR/httpd.pid")" 2>/dev/null; then
@@ -90,6 +93,20 @@ fi
 for _ in $(seq 1 50); do
     curl -s -o /dev/null "http://127.0.0.1:$PORT/v1/models" && break
     sleep 0.1
+done
+
+# The commands printed below carry the settings this demo was started
+# with, so that they reach this demo and not one with the defaults.
+OVERRIDES=
+for v in TB_RUN_DIR TB_DB_PORT TB_DEMO_PORT TB_DEMO_MOCK_PORT; do
+    case $v in
+        TB_RUN_DIR)        d=/tmp/tokenbay-demo ;;
+        TB_DB_PORT)        d=13316 ;;
+        TB_DEMO_PORT)      d=8080 ;;
+        TB_DEMO_MOCK_PORT) d=18090 ;;
+    esac
+    val=${!v:-$d}
+    [ "$val" = "$d" ] || OVERRIDES+="$v=$(printf %q "$val") "
 done
 
 cat <<MSG
@@ -111,6 +128,7 @@ gpt-4o-mini is served by a Chat Completions provider, gpt-5-codex by a
 Responses one; either route works with either model (README, "Protocols").
 
 Manage it with:  TOKENBAY_DB_PORT=$TB_DB_PORT TOKENBAY_DB_HOST=127.0.0.1 \\
-  TOKENBAY_DB_USER=tokenbay TOKENBAY_DB_PASSWORD=tokenbay scripts/tokenbay-admin key list
-Stop it with:    scripts/demo.sh stop
+  TOKENBAY_DB_USER=tokenbay TOKENBAY_DB_PASSWORD=tokenbay TOKENBAY_DB_NAME=tokenbay \\
+  $ROOT/scripts/tokenbay-admin key list
+Stop it with:    ${OVERRIDES}$ROOT/scripts/demo.sh stop
 MSG
