@@ -41,18 +41,24 @@ done
 t/seed.sh > "$TB_RUN_DIR/seed.log"
 
 HTTPD_ARGS=()
-if [ -n "${TB_ASAN:-}" ]; then
-    # httpd itself is not sanitized: preload the runtime; its own start-up
-    # allocations would trip the leak checker, so leaks are not checked
-    cat > "$TB_RUN_DIR/httpd-asan" <<WRAP
+if [ -n "${TB_SANITIZE:-}" ]; then
+    # httpd itself is not sanitized: preload ASan's runtime (UBSan's comes
+    # with the module); httpd's own start-up allocations would trip the
+    # leak checker, so leaks are not checked; use_sigaltstack=0: ASan's
+    # thread-exit path trips over its own alternate signal stack (a false
+    # report at every thread's end with this glibc)
+    cat > "$TB_RUN_DIR/httpd-sanitized" <<WRAP
 #!/bin/sh
-LD_PRELOAD=$(gcc -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0:halt_on_error=1 exec $(command -v apache2) "\$@"
+LD_PRELOAD=$(gcc -print-file-name=libasan.so) \\
+ASAN_OPTIONS=detect_leaks=0:halt_on_error=1:use_sigaltstack=0 \\
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \\
+exec $(command -v apache2) "\$@"
 WRAP
-    chmod 755 "$TB_RUN_DIR/httpd-asan"
-    HTTPD_ARGS=(-httpd "$TB_RUN_DIR/httpd-asan")
-    # use_sigaltstack=0: ASan's own thread-exit path trips over its
-    # alternate signal stack in forked children (the unit tests fork)
+    chmod 755 "$TB_RUN_DIR/httpd-sanitized"
+    HTTPD_ARGS=(-httpd "$TB_RUN_DIR/httpd-sanitized")
+    # the same for the unit tests (they fork and start threads)
     export ASAN_OPTIONS=detect_leaks=0:use_sigaltstack=0
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
 
 perl t/TEST.PL -clean >/dev/null 2>&1 || true
@@ -60,8 +66,9 @@ set +e
 perl t/TEST.PL -apxs "$(command -v apxs)" -httpd_conf "$ROOT/t/conf/base.httpd" \
     "${HTTPD_ARGS[@]}" -user nobody -group nogroup "$@" 2>&1 | tee "$LOG"
 set -e
-if grep -q 'ERROR: AddressSanitizer' t/logs/error_log 2>/dev/null; then
-    echo "AddressSanitizer reports in t/logs/error_log" >&2
+if grep -qE 'ERROR: AddressSanitizer|runtime error:' t/logs/error_log 2>/dev/null; then
+    echo "sanitizer reports in $ROOT/t/logs/error_log:" >&2
+    grep -E -A20 'ERROR: AddressSanitizer|runtime error:' t/logs/error_log | head -60 >&2
     exit 1
 fi
 grep -q '^Result: PASS' "$LOG"

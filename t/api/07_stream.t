@@ -46,7 +46,7 @@ ok(!grep({ ref $_ && ref $_->{usage} eq 'HASH' } @ev), 'no usage chunk when the 
 my $up = mock_requests('primary')->[-1]{json};
 ok($up->{stream_options}{include_usage}, 'gateway asked the upstream for usage anyway');
 is($up->{model}, 'gpt-4o-mini-2024-07-18', 'stream: model renamed upstream');
-like(log_line(qr/account=primary .*outcome=ok/), qr{tokens=5/7/12}, 'hidden usage still recorded');
+like(log_of($s), qr{account=primary .*outcome=ok .*tokens=5/7/12}, 'hidden usage still recorded');
 
 # ---- include_usage requested ----------------------------------------------------
 mock_reset();
@@ -81,7 +81,7 @@ mock_script('primary', { sse => [ $ROLE, chunk('done soon'), chunk(undef, finish
 my $t1 = time;
 $s = stream_all(stream_open(KEY_DEFAULT, { %req }), 15);
 cmp_ok(time - $t1, '<', 5, '[DONE] ends the client\'s response although the upstream keeps its open');
-like(log_line(qr/account=primary/), qr/outcome=ok/, 'and the outcome is ok');
+like(log_of($s), qr/account=primary .*outcome=ok/, 'and the outcome is ok');
 
 # ---- events arrive as they are produced -----------------------------------------------
 mock_reset();
@@ -96,7 +96,7 @@ cmp_ok($t_first, '<', 1.2, 'first content was not held back for the slow events'
 stream_all($s);
 cmp_ok(time - $t0, '>', 2.5, 'the whole stream took the upstream\'s time');
 is(contents(stream_events($s->{buf})), 'first second', 'slow stream: all content');
-like(log_line(qr/account=primary/), qr/outcome=ok/, 'slow stream: outcome ok');
+like(log_of($s), qr/account=primary .*outcome=ok/, 'slow stream: outcome ok');
 
 # ---- the parser takes what real upstreams send ---------------------------------------------
 mock_reset();
@@ -185,7 +185,7 @@ is(contents(@ev), 'Hel', 'mid-stream death: the content sent so far');
 ok(ref $ev[-1] eq 'HASH' && $ev[-1]{error}{message}, 'mid-stream death: ends with an error chunk');
 ok($s->{eof}, 'mid-stream death: the connection is closed cleanly');
 is(count('backup'), 0, 'mid-stream death: no second account');
-like(log_line(qr/account=primary/), qr/outcome=interrupted/, 'mid-stream death: recorded as interrupted');
+like(log_of($s), qr/account=primary .*outcome=interrupted/, 'mid-stream death: recorded as interrupted');
 
 # ---- timeouts (TokenBayFirstTokenTimeout / TokenBayIdleTimeout 800ms under /stream-fast) ----------
 mock_reset();
@@ -213,7 +213,7 @@ my $seen = wait_client_closed('primary');
 ok($seen, 'the upstream connection was closed after the client left');
 cmp_ok(($seen->{time} // 1e12) - $closed_at, '<', 1.0, '...within a second, while the upstream was silent');
 sleep 0.3;
-like(log_line(qr/account=primary/), qr/outcome=client_aborted/, 'recorded as aborted by the client');
+like(log_of($s), qr/account=primary .*outcome=client_aborted/, 'recorded as aborted by the client');
 
 mock_reset();
 mock_script('primary', { delay => 20 });

@@ -83,7 +83,7 @@ my $up = last_req('rnative');
 is($up->{body}, $want, 'pass-through: the upstream got the client\'s bytes with only the model renamed');
 like($up->{path}, qr{^/a/rnative/v1/responses$}, 'pass-through: POST .../responses');
 is($up->{headers}{authorization}, 'Bearer sk-rnative-secret-kkkk1111', 'pass-through: the account\'s credential');
-like(log_line(qr/account=rnative/), qr{tokens=11/22/33 cached=3 reasoning=4 route=responses protocol=openai-responses},
+like(log_of($r), qr{account=rnative .*tokens=11/22/33 cached=3 reasoning=4 route=responses protocol=openai-responses},
      'pass-through: usage notes from Responses names');
 
 # a body too large to go with the headers is sent in pieces, still exact
@@ -121,7 +121,7 @@ is(scalar(@got), 6, 'pass-through stream: every event arrives');
 is_deeply([ map { $_->{event} } @got ], [ map { $_->{event} } @sse ], 'pass-through stream: event: lines kept');
 is_deeply([ map { $_->{data}{sequence_number} } @got ], [0 .. 5], 'pass-through stream: sequence numbers kept');
 unlike($s->{buf}, qr/\[DONE\]/, 'pass-through stream: no [DONE] added');
-like(log_line(qr/account=rnative .*stream=1/), qr{outcome=ok .*tokens=2/3/5}, 'pass-through stream: usage from response.completed');
+like(log_of($s), qr{account=rnative .*outcome=ok .*tokens=2/3/5 .*stream=1}, 'pass-through stream: usage from response.completed');
 
 # ---- converted: Responses client, chat account -------------------------------------------
 mock_reset();
@@ -152,7 +152,7 @@ is_deeply($up->{messages}, [ { role => 'system', content => 'Be brief.' }, { rol
 is($up->{max_completion_tokens}, 64, 'converted: max_output_tokens -> max_completion_tokens');
 is($up->{temperature}, 0.5, 'converted: temperature');
 ok(!exists $up->{input} && !exists $up->{instructions}, 'converted: no Responses fields sent to chat');
-like(log_line(qr/account=cchat/), qr{tokens=5/7/12 .*route=responses protocol=openai-chat}, 'converted: usage notes');
+like(log_of($r), qr{account=cchat .*tokens=5/7/12 .*route=responses protocol=openai-chat}, 'converted: usage notes');
 
 # converted stream
 mock_reset();
@@ -238,7 +238,7 @@ mock_script('rprimary', { status => 500, body => { error => { message => 'down',
 $r = resp({ model => 'resp-model', input => 'hi' });
 is($r->code, 200, 'failover: 500 from the Responses account, 200 from the chat one');
 is(json_of($r)->{output}[0]{content}[0]{text}, 'Hello from rbackup', 'failover: converted answer of the backup');
-like(log_line(qr/account=rbackup/), qr/attempts=2/, 'failover: two attempts');
+like(log_of($r), qr/account=rbackup .*attempts=2/, 'failover: two attempts');
 
 mock_reset();
 mock_script('rprimary', { sse => [ @sse[0, 1, 2, 3] ], abort_after => 4 });
@@ -280,7 +280,7 @@ is($ev[-1]{response}{error}{code}, 'stream_interrupted', 'pass-through broken: e
 is($ev[-1]{response}{id}, 'resp_up1', 'pass-through broken: the upstream\'s response id');
 is($ev[-1]{sequence_number}, 5, 'pass-through broken: numbered after the upstream\'s last event');
 ok($s->{eof}, 'pass-through broken: the connection ends cleanly');
-like(log_line(qr/account=rnative/), qr/outcome=interrupted/, 'pass-through broken: logged as interrupted');
+like(log_of($s), qr/account=rnative .*outcome=interrupted/, 'pass-through broken: logged as interrupted');
 
 mock_reset();
 mock_script('rnative', { sse => [ @sse[0 .. 4], { event => 'error', data => { type => 'error', code => 'server_error',

@@ -42,7 +42,7 @@ is($b->{max_output_tokens}, 16, 'chat -> Responses: max_tokens -> max_output_tok
 is_deeply($b->{reasoning}, { effort => 'low', summary => 'auto' }, 'chat -> Responses: reasoning_effort -> reasoning');
 ok(!exists $b->{stop} && !exists $b->{seed} && !exists $b->{messages}, 'chat -> Responses: no chat-only fields');
 is($b->{store}, JSON::PP::false, 'chat -> Responses: store false');
-like(log_line(qr/account=rnative/), qr{tokens=5/7/12 .*route=chat protocol=openai-responses}, 'chat -> Responses: usage notes');
+like(log_of($r), qr{account=rnative .*tokens=5/7/12 .*route=chat protocol=openai-responses}, 'chat -> Responses: usage notes');
 
 # tools and a tool-call answer
 mock_reset();
@@ -94,7 +94,7 @@ unlike($s->{buf}, qr/^event:|response\./m, 'stream: nothing of the Responses str
 mock_reset();
 $s = stream_all(stream_open($K, { model => 'native-model', messages => $msgs, stream => $T }));
 ok(!grep({ ref $_->{usage} eq 'HASH' } chunks($s->{buf})), 'stream: no usage chunk when not asked');
-like(log_line(qr/account=rnative .*stream=1/), qr{tokens=5/7/12}, 'stream: usage still recorded');
+like(log_of($s), qr{account=rnative .*tokens=5/7/12 .*stream=1}, 'stream: usage still recorded');
 
 mock_reset();
 mock_script('rnative', { tool_call => [ { name => 'a', arguments => '{"x":1}' }, { name => 'b', arguments => '{}' } ] });

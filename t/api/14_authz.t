@@ -26,8 +26,7 @@ error_is(chat(KEY_DISABLED, $body), 401, 'api_key_disabled', 'disabled key: 401'
 error_is(chat(KEY_FROZEN, $body), 403, 'group_disabled', 'disabled group: 403');
 $r = chat(KEY_DEFAULT, $body);
 is($r->code, 200, 'valid key: 200');
-my $rid = $r->header('x-request-id') // 'none';
-like(log_line(qr/req=\Q$rid\E /),
+like(log_of($r),
      qr/^\S+ tb-test\.\.0001 "POST /, 'r->user is the key display form (access log %u)');
 $r = GET('/v1/models');
 error_is($r, 401, 'missing_api_key', 'the model list needs a key too');

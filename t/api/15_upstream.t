@@ -44,7 +44,7 @@ my @ev = stream_events($s->{buf});
 is($ev[1] && $ev[1]{choices}[0]{delta}{content}, 'Hello', 'after the first content: it was streamed');
 is(ref $ev[-1] eq 'HASH' && $ev[-1]{error}{code}, 'upstream_response_too_large',
    '... and a 5 MB event ends the stream with an error chunk saying why');
-like(log_line(qr/outcome=interrupted/), qr/stream=1/, '... recorded as interrupted');
+like(log_of($s), qr/outcome=interrupted .*stream=1/, '... recorded as interrupted');
 
 # ---- a credential with a line break -----------------------------------------
 admin('model', 'add', 'crlf-model', '--owned-by', 'tokenbay');

@@ -54,8 +54,8 @@ for my $i (1 .. 200) {
 is($refused, 200, 'a flood of 200 random keys: all refused');
 
 my $down_at = time;
-db_ctl('stop');
 my $mark = log_size();
+db_ctl('stop');
 
 my $r = chat(KEY_DEFAULT, $body);
 is($r->code, 200, 'database down: the key used before the flood still works (not evicted)')

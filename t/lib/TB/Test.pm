@@ -19,7 +19,7 @@ our @EXPORT = qw(
     mock_reset mock_script mock_default mock_requests mock_events
     admin db_ctl
     stream_open stream_read stream_events stream_all chunk
-    sse_blocks resp_events fixture log_line
+    sse_blocks resp_events fixture log_line log_of
 );
 
 use constant {
@@ -180,6 +180,27 @@ sub log_line {
     open my $fh, '<', Apache::Test::vars('t_logs') . '/tokenbay_log' or die $!;
     my @l = grep { /$re/ } <$fh>;
     return $l[-1] // '';
+}
+
+# The access log line of one request, found by its x-request-id: $what is
+# an HTTP::Response or a stream handle (stream_open). httpd writes the line
+# after the response is sent, so this waits for it (up to $timeout s).
+sub log_of {
+    my ($what, $timeout) = @_;
+    my $id = ref $what eq 'HASH'
+        ? ((($what->{head} // '') =~ /^x-request-id:\s*(\S+)/mi)[0])
+        : $what->header('x-request-id');
+    return '' unless defined $id;
+    my $until = Time::HiRes::time() + ($timeout // 5);
+    my $file = Apache::Test::vars('t_logs') . '/tokenbay_log';
+    while (1) {
+        if (open my $fh, '<', $file) {
+            my ($l) = grep { / req=\Q$id\E / } <$fh>;
+            return $l if defined $l;
+        }
+        return '' if Time::HiRes::time() > $until;
+        Time::HiRes::sleep(0.05);
+    }
 }
 
 # A chat.completion.chunk with a content delta (and optional extras).
