@@ -261,6 +261,8 @@ CONF
 {
     common_conf tokenbay $TB_PORT
     cat <<CONF
+LoadModule authn_core_module $MODDIR/mod_authn_core.so
+LoadModule authz_user_module $MODDIR/mod_authz_user.so
 LoadModule dbd_module $MODDIR/mod_dbd.so
 LoadModule tokenbay_module $ROOT/.libs/mod_tokenbay.so
 DBDriver mysql
@@ -268,9 +270,11 @@ DBDParams "host=127.0.0.1 port=$DB_PORT user=tokenbay pass=tokenbay dbname=token
 DBDMin 0
 TokenBayKeyCacheTTL 300
 TokenBayCatalogTTL 300
+# as conf/tokenbay.conf ships it: the key checked in httpd's auth phase
 <Location /v1>
     TokenBay On
-    Require all granted
+    AuthType tokenbay
+    Require valid-user
 </Location>
 CONF
 } >"$RUN/tokenbay.conf"
