@@ -266,7 +266,7 @@ LoadModule authz_user_module $MODDIR/mod_authz_user.so
 LoadModule dbd_module $MODDIR/mod_dbd.so
 LoadModule tokenbay_module $ROOT/.libs/mod_tokenbay.so
 DBDriver mysql
-DBDParams "host=127.0.0.1 port=$DB_PORT user=tokenbay pass=tokenbay dbname=tokenbay"
+DBDParams "host=127.0.0.1 port=$DB_PORT user=tokenbay pass=tokenbay dbname=tokenbay reconnect=0"
 DBDMin 0
 TokenBayKeyCacheTTL 300
 TokenBayCatalogTTL 300

@@ -77,7 +77,7 @@ LoadModule tokenbay_module $ROOT/.libs/mod_tokenbay.so
 LogFormat "%h %u \"%r\" %>s %D model=%{TOKENBAY_MODEL}n account=%{TOKENBAY_ACCOUNT}n tokens=%{TOKENBAY_TOTAL_TOKENS}n outcome=%{TOKENBAY_OUTCOME}n" tokenbay
 CustomLog "$TB_RUN_DIR/access_log" tokenbay
 DBDriver mysql
-DBDParams "host=127.0.0.1 port=$TB_DB_PORT user=tokenbay pass=tokenbay dbname=tokenbay"
+DBDParams "host=127.0.0.1 port=$TB_DB_PORT user=tokenbay pass=tokenbay dbname=tokenbay reconnect=0"
 DBDMin 0
 <Location /v1>
     TokenBay On

@@ -47,16 +47,22 @@ static auth_ctx_t *auth_ctx(request_rec *r, int create)
 }
 
 /* httpd copies r->user to internal redirects and subrequests with the
- * same configuration without authenticating again: so does this. */
+ * same configuration without authenticating again: so does this, and only
+ * then (another configuration authenticates for itself). */
 static const auth_ctx_t *auth_ctx_any(request_rec *r)
 {
-    for (; r; r = r->prev ? r->prev : r->main) {
-        const auth_ctx_t *ctx = auth_ctx(r, 0);
-        if (ctx) {
-            return ctx;
+    const auth_ctx_t *ctx = auth_ctx(r, 0);
+
+    while (!ctx) {
+        request_rec *from = r->prev ? r->prev : r->main;
+
+        if (!from || from->per_dir_config != r->per_dir_config) {
+            break;
         }
+        r = from;
+        ctx = auth_ctx(r, 0);
     }
-    return NULL;
+    return ctx;
 }
 
 const tb_keyinfo_t *tb_auth_key(request_rec *r)
@@ -84,25 +90,31 @@ int tb_auth_applies(request_rec *r)
 }
 
 /* The presented key, or NULL. Both spellings real clients use: OpenAI's
- * SDKs send Authorization: Bearer, Anthropic's send x-api-key. */
+ * SDKs send Authorization: Bearer, Anthropic's send x-api-key (which is
+ * also where a key goes when Authorization carries another scheme's
+ * credentials). Authorization with another scheme and no x-api-key: ""
+ * (something was presented, and it is not a key). */
 static const char *presented_key(request_rec *r)
 {
     const char *v = apr_table_get(r->headers_in, "Authorization");
+    const char *x = apr_table_get(r->headers_in, "x-api-key");
 
     if (v) {
         while (apr_isspace(*v)) {
             ++v;
         }
-        if (strncasecmp(v, "Bearer", 6) || !apr_isspace(v[6])) {
-            return "";   /* present, but not a bearer token */
+        if (!strncasecmp(v, "Bearer", 6) && apr_isspace(v[6])) {
+            for (v += 6; apr_isspace(*v); ++v) {
+            }
+            return v;
         }
-        v += 6;
-        while (apr_isspace(*v)) {
-            ++v;
-        }
-        return v;
     }
-    return apr_table_get(r->headers_in, "x-api-key");
+    return x ? x : v ? "" : NULL;
+}
+
+int tb_auth_key_presented(request_rec *r)
+{
+    return presented_key(r) != NULL;
 }
 
 static int key_well_formed(const char *key)
@@ -120,54 +132,56 @@ static int key_well_formed(const char *key)
 /* Look the key up and judge it: APR_SUCCESS, or *err says what to answer
  * (401, 403 or 503). */
 static apr_status_t check_key(request_rec *r, const char *key,
-                              tb_keyinfo_t *info, tb_error_t *err)
+                              tb_keyinfo_t *pinfo, tb_error_t *err)
 {
     char hash[TB_SHA256_HEX_LEN + 1];
-    apr_status_t rv;
+    apr_status_t rv = APR_EACCES;
 
     if (!key) {
         tb_error_set(err, HTTP_UNAUTHORIZED, "invalid_request_error",
                      "missing_api_key", NULL,
                      "You didn't provide an API key. Send it as "
                      "'Authorization: Bearer YOUR_KEY'.");
-        return APR_EACCES;
+        goto leave;
     }
     if (!key_well_formed(key)) {
         tb_error_set(err, HTTP_UNAUTHORIZED, "invalid_request_error",
                      "invalid_api_key", NULL, "Incorrect API key provided.");
-        return APR_EACCES;
+        goto leave;
     }
     tb_sha256_hex(key, strlen(key), hash);
-    rv = tb_state_key_lookup(r, hash, info);
-    if (rv != APR_SUCCESS) {
+    if ((rv = tb_state_key_lookup(r, hash, pinfo)) != APR_SUCCESS) {
         tb_state_unavailable_error(r, rv, err);
-        return rv;
+        goto leave;
     }
-    if (!info->found) {
+    rv = APR_EACCES;
+    if (!pinfo->found) {
         tb_error_set(err, HTTP_UNAUTHORIZED, "invalid_request_error",
                      "invalid_api_key", NULL,
                      apr_psprintf(r->pool, "Incorrect API key provided: %s.",
                                   tb_mask_secret(r->pool, key, 3)));
-        return APR_EACCES;
+        goto leave;
     }
-    apr_table_setn(r->notes, "TOKENBAY_KEY_ID", apr_ltoa(r->pool, info->key_id));
-    apr_table_setn(r->notes, "TOKENBAY_GROUP", info->group_name);
-    if (!info->key_active) {
+    apr_table_setn(r->notes, "TOKENBAY_KEY_ID", apr_ltoa(r->pool, pinfo->key_id));
+    apr_table_setn(r->notes, "TOKENBAY_GROUP", pinfo->group_name);
+    if (!pinfo->key_active) {
         tb_error_set(err, HTTP_UNAUTHORIZED, "invalid_request_error",
                      "api_key_disabled", NULL, "This API key has been disabled.");
-        return APR_EACCES;
     }
-    if (info->expires && info->expires <= apr_time_sec(apr_time_now())) {
+    else if (pinfo->expires && pinfo->expires <= apr_time_sec(apr_time_now())) {
         tb_error_set(err, HTTP_UNAUTHORIZED, "invalid_request_error",
                      "api_key_expired", NULL, "This API key has expired.");
-        return APR_EACCES;
     }
-    if (!info->group_active) {
+    else if (!pinfo->group_active) {
         tb_error_set(err, HTTP_FORBIDDEN, "permission_error", "group_disabled",
                      NULL, "The group of this API key has been disabled.");
-        return APR_EACCES;
     }
-    return APR_SUCCESS;
+    else {
+        rv = APR_SUCCESS;
+    }
+
+leave:
+    return rv;
 }
 
 /* check_authn: runs only where a Require needs a user, or where
@@ -194,6 +208,26 @@ static int auth_check_authn(request_rec *r)
     r->user = apr_pstrcat(r->pool, ctx->key.prefix, "..", ctx->key.last4, NULL);
     r->ap_auth_type = TB_AUTH_TYPE;
     return OK;
+}
+
+const tb_keyinfo_t *tb_auth_require_key(request_rec *r, tb_error_t *err)
+{
+    const tb_keyinfo_t *key = tb_auth_key(r);
+    auth_ctx_t *ctx;
+
+    if (key) {
+        return key;
+    }
+    /* httpd's auth phase did not run here (Satisfy Any let the request
+     * through, or another AuthType authenticated it): the gateway checks
+     * the key itself, as check_authn would */
+    ctx = auth_ctx(r, 1);
+    if (check_key(r, presented_key(r), &ctx->key, err) != APR_SUCCESS) {
+        apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+        return NULL;
+    }
+    ctx->authenticated = 1;
+    return &ctx->key;
 }
 
 /* A gateway URL always needs a key, even where Require grants without a

@@ -33,6 +33,16 @@ int tb_auth_applies(request_rec *r);
  * internally redirected from), or NULL when none was. */
 const tb_keyinfo_t *tb_auth_key(request_rec *r);
 
+/* The key for the handler: the one authentication found, or, where
+ * httpd's auth phase did not run for this URL (Satisfy Any, another
+ * AuthType), the presented key checked the same way. NULL, with *err
+ * saying what to answer (401, 403, 503), when there is none or it is
+ * refused. */
+const tb_keyinfo_t *tb_auth_require_key(request_rec *r, tb_error_t *err);
+
+/* Did the client present a key (or something in its place)? */
+int tb_auth_key_presented(request_rec *r);
+
 /* Why authentication refused this request, or NULL. */
 const tb_error_t *tb_auth_failure(request_rec *r);
 

@@ -132,9 +132,11 @@ static apr_status_t select_rows(server_rec *s, ap_dbd_t *dbd, apr_pool_t *p,
     rc = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, stmt, 0, nargs,
                          args ? args : none);
     if (rc) {
+        const char *why = apr_dbd_error(dbd->driver, dbd->handle, rc);
+
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, TB_LOGNO(11)
-                     "query %s failed: %s", label,
-                     apr_dbd_error(dbd->driver, dbd->handle, rc));
+                     "query %s failed (error %d%s%s)", label, rc,
+                     why && *why ? ": " : "", why ? why : "");
         return APR_EGENERAL;
     }
     while ((rc = apr_dbd_get_row(dbd->driver, p, res, &row, -1)) == 0) {

@@ -402,7 +402,7 @@ static int finish_committed(attempt_t *a, const tb_http_result_t *res)
                            "than the gateway allows.", "stream_timeout");
         }
         else if (res->sink_rv == APR_ENOSPC) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(41)
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(48)
                           "account %s: stream event larger than the gateway "
                           "accepts", apr_table_get(r->notes, "TOKENBAY_ACCOUNT"));
             tb_stream_fail(a->stream, "An upstream event exceeds the gateway's "

@@ -6,9 +6,7 @@
 
 #include <string.h>
 
-#include <apr_atomic.h>
 #include <apr_strings.h>
-#include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
 #include <http_request.h>
@@ -349,28 +347,6 @@ static int is_websocket_upgrade(const request_rec *r)
     return r->method_number == M_GET && up && ap_strcasestr(up, "websocket");
 }
 
-/* Routes that spend upstream tokens need the key authentication found.
- * None means no key was presented (where Require lets requests through
- * without one), or another AuthType guards this URL. */
-static int no_key(request_rec *r)
-{
-    static volatile apr_uint32_t warned;
-    tb_error_t err;
-
-    if (!tb_auth_applies(r) && !apr_atomic_xchg32(&warned, 1)) {
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, TB_LOGNO(52)
-                      "%s: the gateway needs AuthType %s (or no AuthType) "
-                      "to know the client's key; this URL has AuthType %s",
-                      r->uri, TB_AUTH_TYPE, ap_auth_type(r));
-    }
-    tb_error_set(&err, HTTP_UNAUTHORIZED, "invalid_request_error",
-                 "missing_api_key", NULL,
-                 "You didn't provide an API key. Send it as "
-                 "'Authorization: Bearer YOUR_KEY'.");
-    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
-    return tb_respond_error(r, &err);
-}
-
 int tb_handler(request_rec *r)
 {
     const tb_keyinfo_t *key;
@@ -389,12 +365,17 @@ int tb_handler(request_rec *r)
                                         r->method, ap_escape_html(r->pool, r->uri)));
         return tb_respond_error(r, &err);
     }
-    /* authentication ran in httpd's auth phase (mod_tokenbay_auth.c) */
-    key = tb_auth_key(r);
+    /* authentication ran in httpd's auth phase (mod_tokenbay_auth.c);
+     * without a key, only a public model list is served */
+    if (route == ROUTE_MODELS && !tb_auth_key(r) && !tb_auth_key_presented(r)
+        && tb_conf_public_models(tb_conf_dir(r)) == 1
+        && r->method_number == M_GET) {
+        return handle_models(r, NULL);
+    }
+    if (!(key = tb_auth_require_key(r, &err))) {
+        return tb_respond_error(r, &err);
+    }
     if (route == ROUTE_RESPONSES && is_websocket_upgrade(r)) {
-        if (!key) {
-            return no_key(r);
-        }
         apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
         /* RFC 9110: a 426 names the protocol to use; here, plain HTTP */
         apr_table_setn(r->err_headers_out, "Upgrade", "HTTP/1.1");
@@ -415,9 +396,6 @@ int tb_handler(request_rec *r)
     }
     if (route == ROUTE_MODELS) {
         return handle_models(r, key);
-    }
-    if (!key) {
-        return no_key(r);
     }
     switch (route) {
     case ROUTE_CHAT:

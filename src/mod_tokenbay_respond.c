@@ -42,6 +42,7 @@ const char *tb_request_id(request_rec *r)
     id = apr_table_get(r->subprocess_env, "UNIQUE_ID");
     if (!id) {
         /* an identifier, not a secret: no system call per request */
+        static const char digits[] = "0123456789abcdef";
         apr_uint32_t v[3];
 
         v[0] = tb_random_u32();
@@ -49,8 +50,10 @@ const char *tb_request_id(request_rec *r)
         v[2] = tb_random_u32();
         memcpy(raw, v, sizeof(raw));
         for (i = 0; i < sizeof(raw); ++i) {
-            apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+            hex[2 * i] = digits[raw[i] >> 4];
+            hex[2 * i + 1] = digits[raw[i] & 0xf];
         }
+        hex[2 * sizeof(raw)] = '\0';
         id = apr_pstrcat(r->pool, "req_", hex, NULL);
     }
     apr_table_setn(r->notes, "TOKENBAY_REQUEST_ID", id);
@@ -86,12 +89,22 @@ int tb_respond_body(request_rec *r, int status, const char *content_type,
     return OK;
 }
 
-/* The headers and note that go with an error, whoever writes it. */
-static void error_meta(request_rec *r, const tb_error_t *err)
+/* A key was presented and refused (RFC 6750: error="invalid_token"). */
+static int token_refused(const tb_error_t *err)
 {
-    if (err->status == HTTP_UNAUTHORIZED) {
+    return err->code && (!strcmp(err->code, "invalid_api_key")
+                         || !strcmp(err->code, "api_key_disabled")
+                         || !strcmp(err->code, "api_key_expired"));
+}
+
+/* The headers and note that go with an error, whoever writes it. A 401
+ * carries the Bearer challenge when gateway keys are what this URL takes
+ * (another AuthType's challenge is its own). */
+static void error_meta(request_rec *r, const tb_error_t *err, int challenge)
+{
+    if (err->status == HTTP_UNAUTHORIZED && challenge) {
         apr_table_setn(r->err_headers_out, "WWW-Authenticate",
-                       err->code && strcmp(err->code, "missing_api_key")
+                       token_refused(err)
                        ? "Bearer realm=\"tokenbay\", error=\"invalid_token\""
                        : "Bearer realm=\"tokenbay\"");
     }
@@ -107,7 +120,7 @@ int tb_respond_error(request_rec *r, const tb_error_t *err)
     const char *body = tb_json_error_body(r->pool, err->message, err->type,
                                           err->param, err->code);
 
-    error_meta(r, err);
+    error_meta(r, err, 1);
     return tb_respond_body(r, err->status, "application/json", body,
                            strlen(body));
 }
@@ -215,7 +228,7 @@ static apr_status_t error_filter(ap_filter_t *f, apr_bucket_brigade *bb)
         f->ctx = f;   /* the JSON is written once; the page never */
         error_for_status(r, &err);
         tb_request_id(r);
-        error_meta(r, &err);
+        error_meta(r, &err, tb_auth_applies(r));
         body = tb_json_error_body(r->pool, err.message, err.type, err.param,
                                   err.code);
         len = strlen(body);

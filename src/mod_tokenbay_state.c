@@ -31,8 +31,21 @@
 /* ...and at most this often, whatever the TTLs. */
 #define TICK_MIN apr_time_from_msec(100)
 
-/* Known keys revalidated per server and tick, at most. */
-#define REVALIDATE_MAX 512
+/* Known keys are revalidated by the keeper, in batches of this many (the
+ * size of one query, TB_DB_KEY_BATCH, times eight), as long as it takes
+ * within half a tick; those used within REVALIDATE_TTLS key TTLs (and the
+ * stale TTL), so the database load follows the keys in use. */
+#define REVALIDATE_BATCH 256
+#define REVALIDATE_TTLS  10
+
+/* Lookups of keys not confirmed within the TTL that a process runs at
+ * once: a flood of random keys waits for no more database connections
+ * than this; beyond it, 503 at once (known keys are not affected). */
+#define SYNC_LOOKUPS_MAX 8
+
+/* How long a stopping child waits for the keeper to finish what it is
+ * doing (it may be waiting on a database that does not answer). */
+#define KEEPER_STOP_WAIT apr_time_from_sec(5)
 
 /* One immutable catalogue and its own allocator, so any thread may
  * destroy it; shared by reference count. */
@@ -60,25 +73,34 @@ typedef struct tb_state_t {
     apr_thread_mutex_t *mutex;   /* guards current and every refs */
     apr_thread_mutex_t *refresh; /* one catalogue loader at a time */
     snapshot_t *current;
-    apr_pool_t *pool;            /* the child's */
-    apr_hash_t *warned;          /* "id:protocol:caps:problem" of accounts
-                                  * already logged as unusable, under refresh */
     db_health_t db;
     volatile apr_uint32_t used;  /* a request has needed this server's state */
+    volatile apr_uint32_t lookups; /* key lookups running on request threads */
 } tb_state_t;
+
+/* Accounts already logged as unusable ("id:protocol:caps:problem"), for
+ * all servers of the process: its own pool, under its own lock (catalogues
+ * of different servers load concurrently). */
+typedef struct warned_t {
+    apr_thread_mutex_t *mutex;
+    apr_pool_t *pool;
+    apr_hash_t *seen;
+} warned_t;
 
 /* The housekeeping thread. */
 typedef struct keeper_t {
     apr_thread_t *thread;
     apr_thread_mutex_t *mutex;
     apr_thread_cond_t *cond;
-    int stop;                    /* under mutex */
+    int stop;                    /* under mutex: asked to stop */
+    int done;                    /* under mutex: it has stopped */
     apr_array_header_t *states;  /* tb_state_t* */
     apr_interval_time_t tick;
+    server_rec *s;
 } keeper_t;
 
 static tb_curl_pool_t *curl_pool;
-static keeper_t *keeper;         /* NULL when the thread is not running */
+static warned_t warned;
 static volatile apr_uint32_t failed_logged;
 
 tb_curl_pool_t *tb_state_curl_pool(void)
@@ -130,9 +152,11 @@ void tb_state_unavailable_error(request_rec *r, apr_status_t rv,
         }
     }
     tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
-                 "database_unavailable", NULL,
-                 "The gateway cannot reach its database to check this request; "
-                 "retry shortly.");
+                 "database_unavailable", NULL, rv == APR_EBUSY
+                 ? "The gateway is checking too many unknown keys right now; "
+                   "retry shortly."
+                 : "The gateway cannot reach its database to check this "
+                   "request; retry shortly.");
     err->retry_after = after;
 }
 
@@ -157,6 +181,16 @@ static gate_t db_gate_enter(tb_state_t *st, apr_time_t now)
     return g;
 }
 
+/* Give the gate back without an outcome (the attempt was not made). */
+static void db_gate_cancel(tb_state_t *st, gate_t g)
+{
+    if (g == GATE_PROBE) {
+        apr_thread_mutex_lock(st->db.mutex);
+        st->db.probing = 0;
+        apr_thread_mutex_unlock(st->db.mutex);
+    }
+}
+
 static apr_interval_time_t backoff(int failures)
 {
     apr_interval_time_t t = BACKOFF_FIRST;
@@ -173,8 +207,14 @@ static apr_interval_time_t backoff(int failures)
                                               % (apr_uint32_t)(2 * jitter + 1));
 }
 
-/* The outcome of an attempt; the outage and the recovery are logged once. */
-static void db_gate_leave(tb_state_t *st, gate_t g, int ok)
+/* The outcome of an attempt: `reached` says whether the database could be
+ * reached (a failed query on a live connection is not an outage). Only
+ * the first failure of an open period, or a failed probe, moves the
+ * back-off on: the N requests in flight when the database goes are one
+ * failure, not N. Only a probe, or an attempt while nothing had failed,
+ * speaks for the database being back. The outage and the recovery are
+ * logged once. */
+static void db_gate_leave(tb_state_t *st, gate_t g, int reached)
 {
     apr_time_t now = apr_time_now();
     apr_time_t was_down = 0;
@@ -184,13 +224,13 @@ static void db_gate_leave(tb_state_t *st, gate_t g, int ok)
     if (g == GATE_PROBE) {
         st->db.probing = 0;
     }
-    if (ok) {
-        if (st->db.failures) {
+    if (reached) {
+        if (g == GATE_PROBE && st->db.failures) {
             was_down = st->db.down_since;
+            st->db.failures = 0;
         }
-        st->db.failures = 0;
     }
-    else {
+    else if (g == GATE_PROBE || !st->db.failures) {
         if (!st->db.failures++) {
             st->db.down_since = now;
             first_failure = 1;
@@ -212,60 +252,76 @@ static void db_gate_leave(tb_state_t *st, gate_t g, int ok)
     }
 }
 
+/* Could the database be reached? (a query that failed on a connection
+ * is the query's problem: logged, not an outage) */
+static int db_reached(apr_status_t rv)
+{
+    return rv != APR_ECONNREFUSED;
+}
+
 /* ---- keys ------------------------------------------------------------------ */
 
 apr_status_t tb_state_key_lookup(request_rec *r, const char *hash,
-                                 tb_keyinfo_t *info)
+                                 tb_keyinfo_t *pinfo)
 {
     tb_state_t *st = state_of(r);
     tb_srv_conf_t *sc = tb_conf_srv(r->server);
-    apr_interval_time_t ttl = tb_conf_key_cache_ttl(sc);
-    apr_interval_time_t stale_ttl = tb_conf_key_stale_ttl(sc);
     apr_time_t now = apr_time_now(), fetched = 0;
     tb_keyinfo_t cached;
     int have, usable_stale;
+    apr_status_t rv = APR_SUCCESS;
     gate_t g;
-    apr_status_t rv;
 
     if (!st) {
-        return APR_EINIT;
+        rv = APR_EINIT;
+        goto leave;
     }
     have = tb_keycache_get(st->keys, hash, now, r->pool, &cached, &fetched)
            == APR_SUCCESS;
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, "key cache: %s, age %"
-                  APR_TIME_T_FMT " ms", !have ? "miss" : cached.found ? "known"
-                  : "unknown", have ? apr_time_as_msec(now - fetched) : 0);
-    if (have && now - fetched < ttl) {
-        *info = cached;
-        return APR_SUCCESS;
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, TB_LOGNO(15) "key cache: %s, "
+                  "age %" APR_TIME_T_FMT " ms", !have ? "miss" : cached.found
+                  ? "known" : "unknown", have ? apr_time_as_msec(now - fetched) : 0);
+    if (have && now - fetched < tb_conf_key_cache_ttl(sc)) {
+        *pinfo = cached;
+        goto leave;
     }
-    /* a known key older than the TTL: the database has not confirmed it
-     * (the keeper revalidates known keys before they get there) */
-    usable_stale = have && cached.found && now - fetched < stale_ttl;
-    if (usable_stale && keeper) {
-        apr_table_setn(r->notes, "TOKENBAY_KEY_STALE", "1");
-        *info = cached;
-        return APR_SUCCESS;
-    }
+    /* Not confirmed within the TTL: the keeper confirms the keys in use
+     * before that, so this is a key this process has not seen, or not for
+     * a while, or the keeper is behind. Ask the database, unless it is
+     * known to be down; a known key is served stale only while it cannot
+     * be confirmed, and not past the stale TTL. */
+    usable_stale = have && cached.found
+                   && now - fetched < tb_conf_key_stale_ttl(sc);
     if ((g = db_gate_enter(st, now)) == GATE_CLOSED) {
         rv = APR_EAGAIN;
     }
+    else if (apr_atomic_inc32(&st->lookups) >= SYNC_LOOKUPS_MAX) {
+        apr_atomic_dec32(&st->lookups);
+        db_gate_cancel(st, g);
+        rv = APR_EBUSY;
+    }
     else {
-        rv = tb_db_key_lookup(r->server, r->pool, hash, info);
-        db_gate_leave(st, g, rv == APR_SUCCESS);
+        rv = tb_db_key_lookup(r->server, r->pool, hash, pinfo);
+        apr_atomic_dec32(&st->lookups);
+        db_gate_leave(st, g, db_reached(rv));
         if (rv == APR_SUCCESS) {
-            tb_keycache_put(st->keys, hash, info, apr_time_now());
-            return APR_SUCCESS;
+            tb_keycache_put(st->keys, hash, pinfo, apr_time_now());
+            goto leave;
         }
     }
     if (usable_stale) {
         apr_table_setn(r->notes, "TOKENBAY_KEY_STALE", "1");
-        *info = cached;
-        return APR_SUCCESS;
+        *pinfo = cached;
+        rv = APR_SUCCESS;
     }
+
+leave:
     return rv;
 }
 
+/* Revalidation of one batch: the keys the database answered for are
+ * stored fresh and struck off `missing`; what is left there, the
+ * database no longer has. */
 typedef struct reval_t {
     tb_state_t *st;
     apr_hash_t *missing;         /* digests asked for and not answered */
@@ -282,47 +338,54 @@ static apr_status_t reval_found(void *ctx, const char *hash,
     return APR_SUCCESS;
 }
 
-/* Confirm the known keys that will reach the TTL soon (and were used
- * within the stale TTL); a key the database no longer has becomes an
- * unknown one. Forget what is past use. */
-static void keys_keep(tb_state_t *st, apr_pool_t *p, apr_time_t now)
+/* Confirm the known keys in use that will reach the TTL soon, batch after
+ * batch until none is left or `deadline`; a key the database no longer
+ * has becomes an unknown one. Forget what is past use. */
+static void keys_keep(tb_state_t *st, apr_pool_t *p, apr_time_t now,
+                      apr_time_t deadline)
 {
     tb_srv_conf_t *sc = tb_conf_srv(st->s);
     apr_interval_time_t ttl = tb_conf_key_cache_ttl(sc);
     apr_interval_time_t stale_ttl = tb_conf_key_stale_ttl(sc);
-    const char **due = apr_palloc(p, sizeof(*due) * REVALIDATE_MAX);
-    int n = tb_keycache_due(st->keys, now - ttl / 2, now - stale_ttl,
-                            REVALIDATE_MAX, p, due);
+    apr_interval_time_t horizon = ttl * REVALIDATE_TTLS;
+    const char **due = apr_palloc(p, sizeof(*due) * REVALIDATE_BATCH);
+    apr_hash_index_t *hi;
+    tb_keyinfo_t gone;
     reval_t rv;
+    apr_status_t qrv;
     gate_t g;
-    int i;
+    int n, i;
 
     tb_keycache_expire(st->keys, now - stale_ttl, now - ttl);
-    if (!n || (g = db_gate_enter(st, now)) == GATE_CLOSED) {
-        return;
+    if (horizon > stale_ttl) {
+        horizon = stale_ttl;
     }
+    memset(&gone, 0, sizeof(gone));
     rv.st = st;
-    rv.now = now;
-    rv.missing = apr_hash_make(p);
-    for (i = 0; i < n; ++i) {
-        apr_hash_set(rv.missing, due[i], APR_HASH_KEY_STRING, due[i]);
-    }
-    if (tb_db_keys_lookup(st->s, p, due, n, reval_found, &rv) != APR_SUCCESS) {
-        db_gate_leave(st, g, 0);
-        return;
-    }
-    db_gate_leave(st, g, 1);
-    {
-        apr_hash_index_t *hi;
-        tb_keyinfo_t gone;
-
-        memset(&gone, 0, sizeof(gone));
+    do {
+        n = tb_keycache_due(st->keys, now - ttl / 2, now - horizon,
+                            REVALIDATE_BATCH, p, due);
+        if (!n || (g = db_gate_enter(st, now)) == GATE_CLOSED) {
+            break;
+        }
+        rv.now = now;
+        rv.missing = apr_hash_make(p);
+        for (i = 0; i < n; ++i) {
+            apr_hash_set(rv.missing, due[i], APR_HASH_KEY_STRING, due[i]);
+        }
+        qrv = tb_db_keys_lookup(st->s, p, due, n, reval_found, &rv);
+        db_gate_leave(st, g, db_reached(qrv));
+        if (qrv != APR_SUCCESS) {
+            break;   /* the keys stay as they are; requests ask again */
+        }
         for (hi = apr_hash_first(p, rv.missing); hi; hi = apr_hash_next(hi)) {
             const void *hash;
+
             apr_hash_this(hi, &hash, NULL, NULL);
             tb_keycache_put(st->keys, hash, &gone, now);
         }
-    }
+        now = apr_time_now();
+    } while (n == REVALIDATE_BATCH && now < deadline);
 }
 
 /* ---- the catalogue ----------------------------------------------------------- */
@@ -332,6 +395,9 @@ typedef struct snap_ref_t {
     snapshot_t *snap;
 } snap_ref_t;
 
+/* The current snapshot with one more reference (NULL when none was ever
+ * loaded); snap_put gives it back and destroys a snapshot that is no
+ * longer current once its last user is done. */
 static snapshot_t *snap_get(tb_state_t *st)
 {
     snapshot_t *snap;
@@ -364,8 +430,8 @@ static apr_status_t snap_release(void *data)
     return APR_SUCCESS;
 }
 
-/* Make `snap` (referenced once, for the current slot) the current one;
- * the previous one goes when its last user lets go. */
+/* Make `snap` (no request holds it yet) the current one; the previous
+ * one goes when its last user lets go. */
 static void snap_install(tb_state_t *st, snapshot_t *snap)
 {
     snapshot_t *old;
@@ -416,11 +482,18 @@ static void warn_account(void *ctx, const tb_account_t *a)
     why = a->unusable ? a->unusable : !a->dialect ? "protocol" : "capability";
     key = apr_psprintf(p, "%d:%s:%s:%s", a->id, a->protocol,
                        a->capabilities ? a->capabilities : "", why);
-    if (apr_hash_get(st->warned, key, APR_HASH_KEY_STRING)) {
+    apr_thread_mutex_lock(warned.mutex);
+    if (apr_hash_get(warned.seen, key, APR_HASH_KEY_STRING)) {
+        key = NULL;
+    }
+    else {
+        key = apr_pstrdup(warned.pool, key);
+        apr_hash_set(warned.seen, key, APR_HASH_KEY_STRING, key);
+    }
+    apr_thread_mutex_unlock(warned.mutex);
+    if (!key) {
         return;
     }
-    key = apr_pstrdup(st->pool, key);
-    apr_hash_set(st->warned, key, APR_HASH_KEY_STRING, key);
     if (a->unusable) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, st->s, TB_LOGNO(23)
                      "account %s is not scheduled: its %s", a->name, a->unusable);
@@ -509,41 +582,45 @@ unlock:
 apr_status_t tb_state_catalog(request_rec *r, const tb_catalog_t **pcat)
 {
     tb_state_t *st = state_of(r);
-    snapshot_t *snap;
+    apr_interval_time_t ttl = tb_conf_catalog_ttl(tb_conf_srv(r->server));
+    snapshot_t *snap = NULL;
     snap_ref_t *ref;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
+    apr_time_t age;
 
     *pcat = NULL;
     if (!st) {
-        return APR_EINIT;
+        rv = APR_EINIT;
+        goto leave;
     }
-    if (!keeper) {
-        /* nobody reloads it behind the requests: they do it themselves,
-         * one at a time, the others carrying on with the current one */
-        apr_interval_time_t ttl = tb_conf_catalog_ttl(tb_conf_srv(r->server));
-        apr_time_t age = snap_age(st, apr_time_now());
-
-        if (age < 0 || age >= ttl) {
-            catalog_refresh(st, r->pool, ttl, age < 0);
-        }
+    /* The keeper reloads it before the TTL. Older means the keeper is
+     * behind or the database is down: one request tries (the others go
+     * on with the current one; none while the database is known down).
+     * None yet (the process's first request): wait for it. */
+    age = snap_age(st, apr_time_now());
+    if (age < 0 || age >= ttl) {
+        rv = catalog_refresh(st, r->pool, ttl, age < 0);
     }
     if (!(snap = snap_get(st))) {
-        /* the first request of this process (or all failed so far) */
-        rv = catalog_refresh(st, r->pool, tb_conf_catalog_ttl(tb_conf_srv(r->server)), 1);
-        if (!(snap = snap_get(st))) {
-            return rv != APR_SUCCESS ? rv : APR_EGENERAL;
-        }
+        rv = rv != APR_SUCCESS ? rv : APR_EGENERAL;
+        goto leave;
     }
+    rv = APR_SUCCESS;
     ref = apr_palloc(r->pool, sizeof(*ref));
     ref->st = st;
     ref->snap = snap;
     apr_pool_cleanup_register(r->pool, ref, snap_release, apr_pool_cleanup_null);
     *pcat = snap->cat;
-    return APR_SUCCESS;
+
+leave:
+    return rv;
 }
 
 /* ---- the keeper thread --------------------------------------------------------- */
 
+/* One round: for each server a request has used, the catalogue (at three
+ * quarters of its TTL, so requests never see it old) and the keys; then
+ * the idle upstream connections. */
 static void keeper_tick(keeper_t *k, apr_pool_t *p)
 {
     apr_time_t now = apr_time_now();
@@ -557,18 +634,17 @@ static void keeper_tick(keeper_t *k, apr_pool_t *p)
         if (!st->used) {
             continue;   /* no gateway request has come to this server yet */
         }
-        /* reload at three quarters of the TTL: requests never see it old */
         ttl = tb_conf_catalog_ttl(tb_conf_srv(st->s));
         age = snap_age(st, now);
         if (age < 0 || age >= ttl - ttl / 4) {
             catalog_refresh(st, p, ttl - ttl / 4, 0);
             apr_pool_clear(p);
         }
-        keys_keep(st, p, now);
+        keys_keep(st, p, apr_time_now(), now + k->tick / 2);
         apr_pool_clear(p);
     }
     if (curl_pool) {
-        tb_curl_pool_sweep(curl_pool, now);
+        tb_curl_pool_sweep(curl_pool, apr_time_now());
     }
 }
 
@@ -591,6 +667,8 @@ static void *APR_THREAD_FUNC keeper_main(apr_thread_t *thd, void *data)
             apr_thread_cond_timedwait(k->cond, k->mutex, k->tick);
         }
     }
+    k->done = 1;
+    apr_thread_cond_signal(k->cond);
     apr_thread_mutex_unlock(k->mutex);
     if (p) {
         apr_pool_destroy(p);
@@ -601,22 +679,39 @@ static void *APR_THREAD_FUNC keeper_main(apr_thread_t *thd, void *data)
 
 /* NB: a pre-cleanup of the child pool: it runs before the child's
  * subpools go, mod_dbd's connection pool among them, which the thread
- * may be using. */
+ * may be using. A thread stuck in a database call that does not return
+ * (a database host gone silent) is not waited for past KEEPER_STOP_WAIT:
+ * the process is ending, and a child that cannot end keeps its place in
+ * the scoreboard for as long as TCP takes to give up (minutes). */
 static apr_status_t keeper_stop(void *data)
 {
     keeper_t *k = data;
+    apr_time_t until = apr_time_now() + KEEPER_STOP_WAIT;
     apr_status_t trv;
+    int done;
 
     apr_thread_mutex_lock(k->mutex);
     k->stop = 1;
     apr_thread_cond_signal(k->cond);
+    while (!k->done && apr_time_now() < until) {
+        apr_thread_cond_timedwait(k->cond, k->mutex, until - apr_time_now());
+    }
+    done = k->done;
     apr_thread_mutex_unlock(k->mutex);
-    apr_thread_join(&trv, k->thread);
-    keeper = NULL;
+    if (done) {
+        apr_thread_join(&trv, k->thread);
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, k->s, TB_LOGNO(6)
+                     "the housekeeping thread is still waiting for the "
+                     "database after %" APR_TIME_T_FMT "s; this process ends "
+                     "without it", apr_time_sec(KEEPER_STOP_WAIT));
+    }
     return APR_SUCCESS;
 }
 
-static apr_status_t keeper_start(apr_pool_t *pchild, apr_array_header_t *states)
+static apr_status_t keeper_start(apr_pool_t *pchild, server_rec *s,
+                                 apr_array_header_t *states)
 {
     keeper_t *k = apr_pcalloc(pchild, sizeof(*k));
     apr_threadattr_t *attr;
@@ -624,6 +719,7 @@ static apr_status_t keeper_start(apr_pool_t *pchild, apr_array_header_t *states)
     int i;
 
     k->states = states;
+    k->s = s;
     k->tick = TICK_MAX;
     for (i = 0; i < states->nelts; ++i) {
         tb_srv_conf_t *sc = tb_conf_srv(APR_ARRAY_IDX(states, i, tb_state_t *)->s);
@@ -648,11 +744,16 @@ static apr_status_t keeper_start(apr_pool_t *pchild, apr_array_header_t *states)
         return rv;
     }
     apr_pool_pre_cleanup_register(pchild, k, keeper_stop);
-    keeper = k;
     return APR_SUCCESS;
 }
 
 /* ---- set-up ---------------------------------------------------------------------- */
+
+static apr_status_t warned_cleanup(void *data)
+{
+    apr_pool_destroy(data);
+    return APR_SUCCESS;
+}
 
 static apr_status_t state_cleanup(void *data)
 {
@@ -673,6 +774,15 @@ apr_status_t tb_state_child_init(apr_pool_t *pchild, server_rec *s_main)
     apr_status_t rv;
     int i;
 
+    if ((rv = apr_thread_mutex_create(&warned.mutex, APR_THREAD_MUTEX_DEFAULT,
+                                      pchild)) != APR_SUCCESS
+        || (rv = apr_pool_create_unmanaged_ex(&warned.pool, NULL, NULL))
+           != APR_SUCCESS) {
+        return rv;
+    }
+    warned.seen = apr_hash_make(warned.pool);
+    apr_pool_cleanup_register(pchild, warned.pool, warned_cleanup,
+                              apr_pool_cleanup_null);
     if ((rv = tb_curl_pool_create(&cp, pchild, CURL_MAX_IDLE,
                                   tb_conf_upstream_keepalive(tb_conf_srv(s_main))))
         != APR_SUCCESS) {
@@ -697,8 +807,6 @@ apr_status_t tb_state_child_init(apr_pool_t *pchild, server_rec *s_main)
             return rv;
         }
         st->s = s;
-        st->pool = pchild;
-        st->warned = apr_hash_make(pchild);
         apr_pool_cleanup_register(pchild, st, state_cleanup,
                                   apr_pool_cleanup_null);
         APR_ARRAY_PUSH(states, tb_state_t *) = st;
@@ -708,7 +816,7 @@ apr_status_t tb_state_child_init(apr_pool_t *pchild, server_rec *s_main)
         tb_conf_srv(s)->state = APR_ARRAY_IDX(states, i++, tb_state_t *);
     }
     curl_pool = cp;
-    if ((rv = keeper_start(pchild, states)) != APR_SUCCESS) {
+    if ((rv = keeper_start(pchild, s_main, states)) != APR_SUCCESS) {
         /* requests then refresh the catalogue and keys themselves */
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s_main, TB_LOGNO(4)
                      "cannot start the housekeeping thread: catalogue and "

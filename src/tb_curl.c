@@ -404,61 +404,100 @@ static void handles_release(tb_curl_pool_t *cp, handles_t *h, const char *url)
     }
 }
 
-/* Has the upstream closed (or spoken on) one of this idle pair's
- * connections? An idle HTTP/1.1 connection has nothing to say. */
-static int handles_peer_spoke(const handles_t *h)
+/* One idle pair as the sweep saw it. */
+typedef struct seen_t {
+    handles_t *h;
+    apr_time_t idle_since;       /* identifies that idle period */
+    curl_socket_t fds[HANDLE_FDS];
+    int close;
+} seen_t;
+
+static int seen_cmp(const void *a, const void *b)
+{
+    apr_uintptr_t x = (apr_uintptr_t)((const seen_t *)a)->h;
+    apr_uintptr_t y = (apr_uintptr_t)((const seen_t *)b)->h;
+
+    return x < y ? -1 : x > y;
+}
+
+/* Has the upstream closed one of these connections? A hang-up or an
+ * error only: a readable socket may be an HTTP/2 PING or SETTINGS, which
+ * is no reason to drop the connection. */
+static int peer_closed(const curl_socket_t *fds)
 {
     struct pollfd pfd[HANDLE_FDS];
     int i, n = 0;
 
     for (i = 0; i < HANDLE_FDS; ++i) {
-        if (h->fds[i] != CURL_SOCKET_BAD) {
-            pfd[n].fd = h->fds[i];
+        if (fds[i] != CURL_SOCKET_BAD) {
+            pfd[n].fd = fds[i];
             pfd[n].events = POLLIN | POLLRDHUP;
             pfd[n].revents = 0;
             ++n;
         }
     }
-    return n && poll(pfd, (nfds_t)n, 0) > 0;
+    if (!n || poll(pfd, (nfds_t)n, 0) <= 0) {
+        return 0;
+    }
+    for (i = 0; i < n; ++i) {
+        if (pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 unsigned int tb_curl_pool_sweep(tb_curl_pool_t *cp, apr_time_t now)
 {
-    handles_t *list, *h, *next, *keep = NULL, **tail = &keep;
-    unsigned int kept = 0, closed = 0;
+    seen_t *seen;
+    handles_t *h, **pp, *doomed = NULL;
+    unsigned int n = 0, i, closed = 0;
 
-    /* take the idle pairs out, judge them unlocked, put the good back
-     * behind any released meanwhile (those are warmer) */
+    /* 1. what is idle now (under the lock: idle pairs are nobody's) */
     apr_thread_mutex_lock(cp->mutex);
-    list = cp->idle;
-    cp->idle = NULL;
-    cp->nidle = 0;
+    seen = cp->nidle ? malloc(sizeof(*seen) * cp->nidle) : NULL;
+    for (h = cp->idle; h && seen && n < cp->nidle; h = h->next, ++n) {
+        seen[n].h = h;
+        seen[n].idle_since = h->idle_since;
+        memcpy(seen[n].fds, h->fds, sizeof(h->fds));
+        seen[n].close = 0;
+    }
     apr_thread_mutex_unlock(cp->mutex);
+    if (!seen) {
+        return 0;
+    }
+    /* 2. judge them unlocked: requests go on taking and giving back pairs */
+    for (i = 0; i < n; ++i) {
+        seen[i].close = now - seen[i].idle_since >= cp->keepalive
+                        || peer_closed(seen[i].fds);
+    }
+    /* 3. take out those still idle since then, in one pass over the list
+     * (a pair used meanwhile is judged at the next sweep) */
+    qsort(seen, n, sizeof(*seen), seen_cmp);
+    apr_thread_mutex_lock(cp->mutex);
+    for (pp = &cp->idle; (h = *pp) != NULL; ) {
+        seen_t key, *found;
 
-    for (h = list; h; h = next) {
-        next = h->next;
-        if (now - h->idle_since >= cp->keepalive || handles_peer_spoke(h)) {
-            handles_destroy(h);
-            ++closed;
-            continue;
+        key.h = h;
+        found = bsearch(&key, seen, n, sizeof(*seen), seen_cmp);
+        if (found && found->close && found->idle_since == h->idle_since) {
+            *pp = h->next;
+            --cp->nidle;
+            h->next = doomed;
+            doomed = h;
         }
-        h->next = NULL;
-        *tail = h;
-        tail = &h->next;
-        ++kept;
+        else {
+            pp = &h->next;
+        }
     }
-
-    apr_thread_mutex_lock(cp->mutex);
-    for (h = cp->idle; h && h->next; h = h->next) {
-    }
-    if (h) {
-        h->next = keep;
-    }
-    else {
-        cp->idle = keep;
-    }
-    cp->nidle += kept;
     apr_thread_mutex_unlock(cp->mutex);
+    free(seen);
+    /* 4. close them, unlocked */
+    while ((h = doomed) != NULL) {
+        doomed = h->next;
+        handles_destroy(h);
+        ++closed;
+    }
     return closed;
 }
 

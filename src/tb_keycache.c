@@ -263,7 +263,7 @@ static int due_cmp(const void *a, const void *b)
 
 int tb_keycache_due(tb_keycache_t *cache, apr_time_t fetched_before,
                     apr_time_t used_since, int max, apr_pool_t *p,
-                    const char **hashes)
+                    const char **phashes)
 {
     due_t *all;
     entry_t *e;
@@ -285,7 +285,7 @@ int tb_keycache_due(tb_keycache_t *cache, apr_time_t fetched_before,
     apr_thread_mutex_unlock(cache->mutex);
     qsort(all, (size_t)n, sizeof(*all), due_cmp);
     for (i = 0; i < n && i < max; ++i) {
-        hashes[i] = all[i].hash;
+        phashes[i] = all[i].hash;
     }
     return i;
 }

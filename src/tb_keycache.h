@@ -59,11 +59,11 @@ void tb_keycache_put(tb_keycache_t *cache, const char *hash,
                      const tb_keyinfo_t *info, apr_time_t now);
 
 /* Up to `max` digests of known keys fetched before `fetched_before` and
- * used since `used_since`, the longest unfetched first, into p (for
- * revalidation). Returns how many. */
+ * used since `used_since`, the longest unconfirmed first, into phashes
+ * (strings in p), for revalidation. Returns how many. */
 int tb_keycache_due(tb_keycache_t *cache, apr_time_t fetched_before,
                     apr_time_t used_since, int max, apr_pool_t *p,
-                    const char **hashes);
+                    const char **phashes);
 
 /* Forget known keys not used since `known_used_since`, and unknown ones
  * fetched before `unknown_fetched_before`. Returns how many went. */

@@ -7,10 +7,12 @@ use warnings FATAL => 'all';
 
 use Apache::Test qw(-withtestmore);
 use Apache::TestRequest qw(GET);
+use Digest::SHA qw(sha1_base64);
 use File::Path qw(make_path);
+use MIME::Base64 qw(encode_base64);
 use TB::Test;
 
-plan tests => 36;
+plan tests => 42;
 
 my $body = { model => 'gpt-4o-mini', messages => [ { role => 'user', content => 'hi' } ] };
 mock_reset();
@@ -106,3 +108,27 @@ error_is(chat_raw($body, headers => { Authorization => 'Basic dXNlcjpwYXNz' }), 
 # ---- Codex's websocket probe needs a key first ---------------------------------
 error_is(GET('/v1/responses', Upgrade => 'websocket', Connection => 'Upgrade'), 401,
          'missing_api_key', 'websocket upgrade without a key: 401, not 426');
+
+# ---- another AuthType (Basic) on the gateway: the handler checks the key ---------
+{
+    my $file = Apache::Test::vars('serverroot') . '/htpasswd-basic';
+    open my $pw, '>', $file or die "$file: $!";
+    print $pw 'alice:{SHA}' . sha1_base64('wonderland') . "=\n";
+    close $pw;
+    chmod 0644, $file;
+}
+my %alice = (Authorization => 'Basic ' . encode_base64('alice:wonderland', ''));
+$r = chat_raw($body, path => '/basic/v1/chat/completions',
+              headers => { %alice, 'x-api-key' => KEY_DEFAULT });
+is($r->code, 200, 'AuthType Basic: Basic credentials plus a key in x-api-key work');
+error_is(chat_raw($body, path => '/basic/v1/chat/completions', headers => { %alice }),
+         401, 'invalid_api_key', '... Basic alone is not a key: 401');
+$r = chat_raw($body, path => '/basic/v1/chat/completions',
+              headers => { %alice, 'x-api-key' => 'tb-no-such-key-000000' });
+error_is($r, 401, 'invalid_api_key', '... a wrong key next to valid Basic credentials: 401');
+$r = GET('/basic/v1/models', %alice);
+error_is($r, 401, 'invalid_api_key', '... the model list too (TokenBayPublicModels is Off)');
+$r = chat_raw($body, path => '/basic/v1/chat/completions');
+is($r->code, 401, 'no Basic credentials: 401 from mod_auth_basic');
+like(join(' ', $r->header('WWW-Authenticate')), qr/^Basic realm="gateway behind Basic"$/,
+     '... with its own challenge only, no Bearer one');

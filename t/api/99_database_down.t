@@ -14,7 +14,7 @@ use LWP::UserAgent ();
 use Time::HiRes qw(sleep time);
 use TB::Test;
 
-plan tests => 20;
+plan tests => 22;
 
 my $body = { model => 'gpt-4o-mini', messages => [ { role => 'user', content => 'hi' } ] };
 mock_reset();
@@ -124,3 +124,17 @@ sleep 2.5;
 error_is(chat(KEY_DBDOWN, $body), 401, 'api_key_disabled',
          'database back: disabling a key takes effect within the TTL');
 admin('key', 'enable', '--key', KEY_DBDOWN);
+
+# a quick restart: connections pooled through it must not poison the
+# queries after it (DBDParams reconnect=0)
+my $fresh = 'tb-test-after-restart-0012';
+($rc) = admin('key', 'add', '--group', 'default', '--name', 'after-restart', '--key', $fresh);
+is($rc, 0, 'a key created before the restart');
+db_ctl('stop');
+db_ctl('start');
+my $served = 0;
+for (1 .. 20) {
+    if (chat_other($fresh)->code == 200) { $served = 1; last }
+    sleep 0.5;
+}
+ok($served, 'after a quick database restart a key never seen before works');
