@@ -16,4 +16,4 @@ if [ ! -f Makefile ]; then
     fi
 fi
 make -j2
-make -j2 t/unit/tb_unit
+make -j2 t/unit/tb_unit t/unit/tb_glue

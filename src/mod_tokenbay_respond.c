@@ -18,17 +18,6 @@
 #include "tb_json.h"
 #include "tb_util.h"
 
-void tb_error_set(tb_error_t *err, int status, const char *type,
-                  const char *code, const char *param, const char *message)
-{
-    err->status = status;
-    err->type = type;
-    err->code = code;
-    err->param = param;
-    err->message = message;
-    err->retry_after = -1;
-}
-
 const char *tb_request_id(request_rec *r)
 {
     const char *id = apr_table_get(r->notes, "TOKENBAY_REQUEST_ID");

@@ -18,8 +18,17 @@ typedef struct tb_error_t {
     long retry_after;      /* seconds for Retry-After, -1 for none */
 } tb_error_t;
 
-void tb_error_set(tb_error_t *err, int status, const char *type,
-                  const char *code, const char *param, const char *message);
+static APR_INLINE void tb_error_set(tb_error_t *err, int status,
+                                    const char *type, const char *code,
+                                    const char *param, const char *message)
+{
+    err->status = status;
+    err->type = type;
+    err->code = code;
+    err->param = param;
+    err->message = message;
+    err->retry_after = -1;
+}
 
 /* The request id for this request (mod_unique_id's when loaded), created
  * on first use, sent as x-request-id on every response and kept in the

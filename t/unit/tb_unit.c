@@ -10,7 +10,11 @@
  * that ends without its E record, or whose E count or exit status disagrees
  * with what arrived, gets a "not ok ... crashed" line. The TAP ends with the
  * plan and then SENTINEL, so a reader can tell a complete run from a cut
- * one. Usage: tb_unit [suite...], e.g. "tb_unit keycache"; no names, all. */
+ * one. Usage: tb_unit [suite...], e.g. "tb_unit keycache"; no names, all.
+ *
+ * Built twice: t/unit/tb_unit, the library's suites, and, with
+ * -DTB_UNIT_GLUE, t/unit/tb_glue, the suites of the httpd glue, linked
+ * against httpd stubs and a scripted database (glue.h). */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,13 +29,25 @@
 
 #include "tb_unit.h"
 
-#define SENTINEL "# tb_unit: all suites ran"
-
 typedef struct suite_t {
     const char *name;
     void (*fn)(apr_pool_t *p);
 } suite_t;
 
+#ifdef TB_UNIT_GLUE
+#define NAME "tb_glue"
+static const suite_t suites[] = {
+    { "backoff", test_state_backoff },
+    { "ttl", test_state_ttl },
+    { "ttl_no_keeper", test_state_ttl_no_keeper },
+    { "stale", test_state_stale },
+    { "query_error", test_state_query_error },
+    { "cap", test_state_cap },
+    { "no_state", test_state_no_state },
+    { "catalog", test_state_catalog },
+};
+#else
+#define NAME "tb_unit"
 static const suite_t suites[] = {
     { "sha256", test_sha256 },
     { "json", test_json },
@@ -45,7 +61,9 @@ static const suite_t suites[] = {
     { "convert", test_convert },
     { "xstream", test_xstream },
 };
+#endif
 #define NSUITES (sizeof(suites) / sizeof(suites[0]))
+#define SENTINEL "# " NAME ": all suites ran"
 
 /* ---- the child: checks become records on the pipe ------------------------ */
 
@@ -373,7 +391,7 @@ int main(int argc, char **argv)
     apr_terminate();
 
     if (bad) {
-        printf("# tb_unit: %d of %lu suites failed\n", bad, (unsigned long)n);
+        printf("# " NAME ": %d of %lu suites failed\n", bad, (unsigned long)n);
     }
     printf("1..%d\n", tests);
     printf("%s\n", SENTINEL);

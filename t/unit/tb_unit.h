@@ -20,4 +20,14 @@ void test_sse(apr_pool_t *p);
 void test_stream(apr_pool_t *p);
 void test_convert(apr_pool_t *p);
 void test_xstream(apr_pool_t *p);
+
+/* t/unit/tb_glue (test_state.c) */
+void test_state_backoff(apr_pool_t *p);
+void test_state_ttl(apr_pool_t *p);
+void test_state_ttl_no_keeper(apr_pool_t *p);
+void test_state_stale(apr_pool_t *p);
+void test_state_query_error(apr_pool_t *p);
+void test_state_cap(apr_pool_t *p);
+void test_state_no_state(apr_pool_t *p);
+void test_state_catalog(apr_pool_t *p);
 #endif
