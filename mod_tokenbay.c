@@ -23,6 +23,8 @@
 #include "src/mod_tokenbay_db.h"
 #include "src/mod_tokenbay_handler.h"
 #include "src/mod_tokenbay_respond.h"
+#include "src/mod_tokenbay_shared.h"
+#include "src/mod_tokenbay_status.h"
 #include "src/mod_tokenbay_state.h"
 #include "src/tb_curl.h"
 #include "src/tb_log.h"
@@ -66,7 +68,7 @@ static int tb_post_config(apr_pool_t *pconf, apr_pool_t *plog,
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     ap_add_version_component(pconf, "mod_tokenbay/" TB_VERSION);
-    return OK;
+    return tb_shared_post_config(pconf, ptemp, s);
 }
 
 static void tb_child_init(apr_pool_t *pchild, server_rec *s)
@@ -74,6 +76,7 @@ static void tb_child_init(apr_pool_t *pchild, server_rec *s)
     apr_status_t rv;
 
     tb_random_seed((apr_uint64_t)(apr_uintptr_t)pchild);
+    tb_shared_child_init(pchild, s);
     if ((rv = tb_state_child_init(pchild, s)) != APR_SUCCESS) {
         /* the process stays up and answers 503 (mod_tokenbay_state.c) */
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, TB_LOGNO(3)
@@ -91,6 +94,8 @@ static void tb_register_hooks(apr_pool_t *p)
     ap_hook_map_to_storage(tb_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(tb_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(tb_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(tb_status_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    tb_shared_register_hooks(p);
     tb_auth_register_hooks(p);
     tb_respond_register_hooks(p);
 }

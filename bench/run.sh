@@ -264,6 +264,7 @@ CONF
 LoadModule authn_core_module $MODDIR/mod_authn_core.so
 LoadModule authz_user_module $MODDIR/mod_authz_user.so
 LoadModule dbd_module $MODDIR/mod_dbd.so
+LoadModule socache_shmcb_module $MODDIR/mod_socache_shmcb.so
 LoadModule tokenbay_module $ROOT/.libs/mod_tokenbay.so
 DBDriver mysql
 DBDParams "host=127.0.0.1 port=$DB_PORT user=tokenbay pass=tokenbay dbname=tokenbay reconnect=0"

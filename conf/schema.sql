@@ -45,7 +45,12 @@ CREATE TABLE IF NOT EXISTS tb_accounts (
   priority        INT          NOT NULL DEFAULT 0,   -- higher tier is tried first
   weight          INT UNSIGNED NOT NULL DEFAULT 1,   -- share inside a tier
   max_concurrency INT UNSIGNED NOT NULL DEFAULT 0,   -- 0: unlimited
-  status          ENUM('active','disabled') NOT NULL DEFAULT 'active',
+  status          ENUM('active','disabled','error') NOT NULL DEFAULT 'active',
+                                                -- error: the upstream refused the
+                                                -- credential (set by the gateway);
+                                                -- cleared by tokenbay-admin account enable
+  status_reason   VARCHAR(255) NULL,            -- why, for error
+  status_at       TIMESTAMP(6) NULL,            -- when status last changed
   created_at      TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP,
   UNIQUE KEY uq_tb_accounts_name (name)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
@@ -82,11 +87,23 @@ CREATE TABLE IF NOT EXISTS tb_account_models (
 
 -- ---- upgrades of databases created by earlier versions (MySQL and MariaDB) ----
 
--- 0.2: tb_accounts.capabilities
+-- tb_accounts.capabilities (the Responses API work)
 SET @tb_sql = IF((SELECT COUNT(*) FROM information_schema.COLUMNS
                    WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tb_accounts'
                      AND COLUMN_NAME = 'capabilities') = 0,
                  'ALTER TABLE tb_accounts ADD COLUMN capabilities VARCHAR(255) NULL AFTER protocol',
+                 'SELECT 1');
+PREPARE tb_stmt FROM @tb_sql;
+EXECUTE tb_stmt;
+DEALLOCATE PREPARE tb_stmt;
+
+-- tb_accounts.status 'error', status_reason, status_at (scheduling)
+ALTER TABLE tb_accounts MODIFY COLUMN status ENUM('active','disabled','error')
+  NOT NULL DEFAULT 'active';
+SET @tb_sql = IF((SELECT COUNT(*) FROM information_schema.COLUMNS
+                   WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'tb_accounts'
+                     AND COLUMN_NAME = 'status_at') = 0,
+                 'ALTER TABLE tb_accounts ADD COLUMN status_reason VARCHAR(255) NULL AFTER status, ADD COLUMN status_at TIMESTAMP(6) NULL AFTER status_reason',
                  'SELECT 1');
 PREPARE tb_stmt FROM @tb_sql;
 EXECUTE tb_stmt;

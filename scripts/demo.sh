@@ -73,6 +73,7 @@ LoadModule authn_core_module $M/mod_authn_core.so
 LoadModule authz_core_module $M/mod_authz_core.so
 LoadModule authz_user_module $M/mod_authz_user.so
 LoadModule dbd_module $M/mod_dbd.so
+LoadModule socache_shmcb_module $M/mod_socache_shmcb.so
 LoadModule tokenbay_module $ROOT/.libs/mod_tokenbay.so
 LogFormat "%h %u \"%r\" %>s %D model=%{TOKENBAY_MODEL}n account=%{TOKENBAY_ACCOUNT}n tokens=%{TOKENBAY_TOTAL_TOKENS}n outcome=%{TOKENBAY_OUTCOME}n" tokenbay
 CustomLog "$TB_RUN_DIR/access_log" tokenbay
@@ -83,6 +84,10 @@ DBDMin 0
     TokenBay On
     AuthType tokenbay
     Require valid-user
+</Location>
+<Location /tokenbay-status>
+    SetHandler tokenbay-status
+    Require ip 127.0.0.1 ::1
 </Location>
 CONF
 if [ -f "$TB_RUN_DIR/httpd.pid" ] && kill -0 "$(cat "$TB_RUN_DIR/httpd.pid")" 2>/dev/null; then
@@ -130,5 +135,7 @@ Responses one; either route works with either model (README, "Protocols").
 Manage it with:  TOKENBAY_DB_PORT=$TB_DB_PORT TOKENBAY_DB_HOST=127.0.0.1 \\
   TOKENBAY_DB_USER=tokenbay TOKENBAY_DB_PASSWORD=tokenbay TOKENBAY_DB_NAME=tokenbay \\
   $ROOT/scripts/tokenbay-admin key list
+Accounts' health: curl -s 'http://127.0.0.1:$PORT/tokenbay-status?format=text'
+  (or TOKENBAY_STATUS_URL=http://127.0.0.1:$PORT/tokenbay-status tokenbay-admin account status)
 Stop it with:    ${OVERRIDES}$ROOT/scripts/demo.sh stop
 MSG

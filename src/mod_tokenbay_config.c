@@ -4,6 +4,8 @@
  */
 #include "mod_tokenbay_private.h"
 
+#include <strings.h>
+
 #include <apr_strings.h>
 #include <httpd.h>
 #include <http_config.h>
@@ -24,6 +26,16 @@
 #define DEF_MAX_ATTEMPTS    3
 #define DEF_FIRST_TIMEOUT   apr_time_from_sec(60)
 #define DEF_IDLE_TIMEOUT    apr_time_from_sec(120)
+#define DEF_COOL_RATE_LIMIT apr_time_from_sec(5)
+#define DEF_COOL_RATE_LIMIT_MAX apr_time_from_sec(600)
+#define DEF_COOL_QUOTA      apr_time_from_sec(3600)
+#define DEF_COOL_ERROR      apr_time_from_sec(1)
+#define DEF_COOL_ERROR_MAX  apr_time_from_sec(60)
+#define DEF_STICKY_TTL      apr_time_from_sec(3600)
+#define DEF_RESPONSE_TTL    apr_time_from_sec(30 * 86400)
+#define DEF_SCHED_SLOTS     1024
+#define DEF_STICKY_CACHE    "shmcb"
+#define DEF_QUEUE_TIMEOUT   apr_time_from_sec(5)
 
 #define UNSET (-1)
 #define MERGE(f) conf->f = (add->f != UNSET) ? add->f : base->f
@@ -47,6 +59,14 @@ void *tb_conf_create_srv(apr_pool_t *p, server_rec *s)
     conf->key_cache_size = UNSET;
     conf->key_stale_ttl = UNSET;
     conf->upstream_keepalive = UNSET;
+    conf->cool_rate_limit = UNSET;
+    conf->cool_rate_limit_max = UNSET;
+    conf->cool_quota = UNSET;
+    conf->cool_error = UNSET;
+    conf->cool_error_max = UNSET;
+    conf->sticky_ttl = UNSET;
+    conf->response_ttl = UNSET;
+    conf->sched_slots = UNSET;
     return conf;
 }
 
@@ -60,6 +80,15 @@ void *tb_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     MERGE(key_cache_size);
     MERGE(key_stale_ttl);
     MERGE(upstream_keepalive);
+    MERGE(cool_rate_limit);
+    MERGE(cool_rate_limit_max);
+    MERGE(cool_quota);
+    MERGE(cool_error);
+    MERGE(cool_error_max);
+    MERGE(sticky_ttl);
+    MERGE(response_ttl);
+    MERGE(sched_slots);
+    conf->sticky_cache = add->sticky_cache ? add->sticky_cache : base->sticky_cache;
     return conf;
 }
 
@@ -76,6 +105,7 @@ void *tb_conf_create_dir(apr_pool_t *p, char *dir)
     conf->idle_timeout = UNSET;
     conf->max_attempts = UNSET;
     conf->public_models = UNSET;
+    conf->queue_timeout = UNSET;
     return conf;
 }
 
@@ -93,6 +123,7 @@ void *tb_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
     MERGE(idle_timeout);
     MERGE(max_attempts);
     MERGE(public_models);
+    MERGE(queue_timeout);
     return conf;
 }
 
@@ -113,6 +144,22 @@ GETTER(apr_interval_time_t, tb_conf_first_timeout, tb_dir_conf_t, first_timeout,
 GETTER(apr_interval_time_t, tb_conf_idle_timeout, tb_dir_conf_t, idle_timeout, DEF_IDLE_TIMEOUT)
 GETTER(int, tb_conf_max_attempts, tb_dir_conf_t, max_attempts, DEF_MAX_ATTEMPTS)
 GETTER(int, tb_conf_public_models, tb_dir_conf_t, public_models, 0)
+GETTER(apr_interval_time_t, tb_conf_queue_timeout, tb_dir_conf_t, queue_timeout, DEF_QUEUE_TIMEOUT)
+GETTER(apr_interval_time_t, tb_conf_cool_rate_limit, tb_srv_conf_t, cool_rate_limit, DEF_COOL_RATE_LIMIT)
+GETTER(apr_interval_time_t, tb_conf_cool_rate_limit_max, tb_srv_conf_t, cool_rate_limit_max, DEF_COOL_RATE_LIMIT_MAX)
+GETTER(apr_interval_time_t, tb_conf_cool_quota, tb_srv_conf_t, cool_quota, DEF_COOL_QUOTA)
+GETTER(apr_interval_time_t, tb_conf_cool_error, tb_srv_conf_t, cool_error, DEF_COOL_ERROR)
+GETTER(apr_interval_time_t, tb_conf_cool_error_max, tb_srv_conf_t, cool_error_max, DEF_COOL_ERROR_MAX)
+GETTER(apr_interval_time_t, tb_conf_sticky_ttl, tb_srv_conf_t, sticky_ttl, DEF_STICKY_TTL)
+GETTER(apr_interval_time_t, tb_conf_response_ttl, tb_srv_conf_t, response_ttl, DEF_RESPONSE_TTL)
+GETTER(int, tb_conf_sched_slots, tb_srv_conf_t, sched_slots, DEF_SCHED_SLOTS)
+
+const char *tb_conf_sticky_cache(const tb_srv_conf_t *sc)
+{
+    const char *spec = sc->sticky_cache ? sc->sticky_cache : DEF_STICKY_CACHE;
+
+    return strcasecmp(spec, "none") ? spec : NULL;
+}
 
 /* ---- directive parsing: strict, one message shape ------------------------- */
 
@@ -269,6 +316,58 @@ static const char *set_key_cache_size(cmd_parms *cmd, void *dummy, const char *a
     return NULL;
 }
 
+static const char *set_queue_timeout(cmd_parms *cmd, void *dconf, const char *arg)
+{
+    const char *err = parse_duration(cmd, arg, 0,
+                                     &((tb_dir_conf_t *)dconf)->queue_timeout);
+
+    if (!err && ((tb_dir_conf_t *)dconf)->queue_timeout > apr_time_from_sec(600)) {
+        err = invalid(cmd, "at most 600 seconds: a waiting request holds a thread");
+    }
+    return err;
+}
+
+/* The server-wide durations, one setter: cmd->info is the field's offset. */
+static const char *set_srv_duration(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
+    char *sc = (char *)tb_conf_srv(cmd->server);
+
+    return err ? err : parse_duration(cmd, arg, apr_time_from_msec(1),
+        (apr_interval_time_t *)(sc + (apr_size_t)(apr_uintptr_t)cmd->info));
+}
+
+#define SRV_DURATION(name, field, help) \
+    AP_INIT_TAKE1(name, set_srv_duration, \
+                  (void *)APR_OFFSETOF(tb_srv_conf_t, field), RSRC_CONF, help)
+
+static const char *set_sched_slots(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    long v;
+
+    if (err) {
+        return err;
+    }
+    if (!tb_parse_long(arg, 16, 65536L, &v)) {
+        return invalid(cmd, apr_psprintf(cmd->pool,
+                       "'%s' (expected an integer from 16 to 65536)", arg));
+    }
+    tb_conf_srv(cmd->server)->sched_slots = (int)v;
+    return NULL;
+}
+
+static const char *set_sticky_cache(cmd_parms *cmd, void *dummy, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    tb_conf_srv(cmd->server)->sticky_cache = arg;
+    return NULL;
+}
+
 /* NB: OR_FILEINFO makes a directive usable in .htaccess under
  * "AllowOverride FileInfo"; RSRC_CONF/ACCESS_CONF only ones are refused
  * there by httpd itself. The README lists which is which. */
@@ -306,5 +405,32 @@ const command_rec tb_cmds[] = {
                   RSRC_CONF,
                   "Longest an idle upstream connection is kept for reuse "
                   "(server-wide)"),
+    AP_INIT_TAKE1("TokenBayQueueTimeout", set_queue_timeout, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "How long a request waits for a free account slot before "
+                  "a 429 (0: no wait)"),
+    SRV_DURATION("TokenBayRateLimitCooldown", cool_rate_limit,
+                 "How long an upstream 429 without Retry-After cools the "
+                 "account for that model"),
+    SRV_DURATION("TokenBayRateLimitCooldownMax", cool_rate_limit_max,
+                 "The longest upstream Retry-After honoured"),
+    SRV_DURATION("TokenBayQuotaCooldown", cool_quota,
+                 "How long an exhausted upstream quota cools the account"),
+    SRV_DURATION("TokenBayErrorCooldown", cool_error,
+                 "How long an upstream 5xx, timeout or connection failure "
+                 "cools the account (doubled on repeats)"),
+    SRV_DURATION("TokenBayErrorCooldownMax", cool_error_max,
+                 "The longest cooldown after repeated failures"),
+    SRV_DURATION("TokenBayStickyTTL", sticky_ttl,
+                 "How long a session keeps the account it used last"),
+    SRV_DURATION("TokenBayResponseAffinityTTL", response_ttl,
+                 "How long a response id is remembered with its account"),
+    AP_INIT_TAKE1("TokenBaySchedulerSlots", set_sched_slots, NULL, RSRC_CONF,
+                  "Upstream accounts the shared scheduler table can hold "
+                  "(server-wide)"),
+    AP_INIT_TAKE1("TokenBayStickyCache", set_sticky_cache, NULL, RSRC_CONF,
+                  "socache provider for sticky sessions: shmcb (default), "
+                  "shmcb:/path(bytes), redis:host:port, memcache:host:port, "
+                  "or none (server-wide)"),
     { NULL }
 };

@@ -19,6 +19,17 @@ typedef struct tb_srv_conf_t {
     apr_interval_time_t key_stale_ttl;  /* TokenBayKeyStaleTTL */
     apr_interval_time_t upstream_keepalive; /* TokenBayUpstreamKeepAlive
                                          * (main server only) */
+    /* scheduling: how long accounts cool (tb_sched_policy_t) */
+    apr_interval_time_t cool_rate_limit;     /* TokenBayRateLimitCooldown */
+    apr_interval_time_t cool_rate_limit_max; /* TokenBayRateLimitCooldownMax */
+    apr_interval_time_t cool_quota;          /* TokenBayQuotaCooldown */
+    apr_interval_time_t cool_error;          /* TokenBayErrorCooldown */
+    apr_interval_time_t cool_error_max;      /* TokenBayErrorCooldownMax */
+    apr_interval_time_t sticky_ttl;          /* TokenBayStickyTTL */
+    apr_interval_time_t response_ttl;        /* TokenBayResponseAffinityTTL */
+    /* main server only */
+    int sched_slots;                    /* TokenBaySchedulerSlots */
+    const char *sticky_cache;           /* TokenBayStickyCache, "none" off */
     struct tb_state_t *state;           /* per-process runtime, child_init */
 } tb_srv_conf_t;
 
@@ -33,6 +44,7 @@ typedef struct tb_dir_conf_t {
     apr_interval_time_t idle_timeout;   /* TokenBayIdleTimeout */
     int max_attempts;                   /* TokenBayMaxAttempts */
     int public_models;                  /* TokenBayPublicModels On|Off */
+    apr_interval_time_t queue_timeout;  /* TokenBayQueueTimeout */
 } tb_dir_conf_t;
 
 extern const command_rec tb_cmds[];
@@ -50,6 +62,17 @@ apr_interval_time_t tb_conf_catalog_ttl(const tb_srv_conf_t *sc);
 int tb_conf_key_cache_size(const tb_srv_conf_t *sc);
 apr_interval_time_t tb_conf_key_stale_ttl(const tb_srv_conf_t *sc);
 apr_interval_time_t tb_conf_upstream_keepalive(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_cool_rate_limit(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_cool_rate_limit_max(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_cool_quota(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_cool_error(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_cool_error_max(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_sticky_ttl(const tb_srv_conf_t *sc);
+apr_interval_time_t tb_conf_response_ttl(const tb_srv_conf_t *sc);
+int tb_conf_sched_slots(const tb_srv_conf_t *sc);
+/* The socache provider spec ("shmcb", "redis:host:port", ...), or NULL
+ * for none. */
+const char *tb_conf_sticky_cache(const tb_srv_conf_t *sc);
 
 int tb_conf_enabled(const tb_dir_conf_t *dc);
 apr_off_t tb_conf_max_body(const tb_dir_conf_t *dc);
@@ -60,5 +83,6 @@ apr_interval_time_t tb_conf_first_timeout(const tb_dir_conf_t *dc);
 apr_interval_time_t tb_conf_idle_timeout(const tb_dir_conf_t *dc);
 int tb_conf_max_attempts(const tb_dir_conf_t *dc);
 int tb_conf_public_models(const tb_dir_conf_t *dc);
+apr_interval_time_t tb_conf_queue_timeout(const tb_dir_conf_t *dc);
 
 #endif /* MOD_TOKENBAY_CONFIG_H */

@@ -14,6 +14,7 @@
 #include <mod_dbd.h>
 
 #include "mod_tokenbay_db.h"
+#include "mod_tokenbay_shared.h"
 
 /* Statement labels live in mod_dbd's namespace: prefix them. mod_dbd's
  * MySQL driver takes %s placeholders and returns every column as text. */
@@ -24,6 +25,7 @@
 #define Q_ACCOUNTS "tokenbay_accounts_list"
 #define Q_ACCT_GRP "tokenbay_account_groups_list"
 #define Q_ACCT_MDL "tokenbay_account_models_list"
+#define Q_ACCT_ERR "tokenbay_account_mark_error"
 
 #define KEY_COLUMNS \
     "SELECT k.key_hash, k.id, k.name, k.prefix, k.last4, k.status = 'active'," \
@@ -47,12 +49,18 @@ static const struct {
       "SELECT alias, model_id FROM tb_model_aliases" },
     { Q_ACCOUNTS,
       "SELECT id, name, protocol, base_url, credential, priority, weight,"
-      " max_concurrency, status = 'active', capabilities FROM tb_accounts" },
+      " max_concurrency, status = 'active', capabilities, status, status_reason,"
+      " COALESCE(CAST(UNIX_TIMESTAMP(status_at) * 1000000 AS SIGNED), 0)"
+      " FROM tb_accounts" },
     { Q_ACCT_GRP,
       "SELECT ag.account_id, ag.group_id FROM tb_account_groups ag"
       " JOIN tb_groups g ON g.id = ag.group_id WHERE g.status = 'active'" },
     { Q_ACCT_MDL,
       "SELECT account_id, model_id, upstream_model FROM tb_account_models" },
+    /* only an active account: never undo an operator's disable */
+    { Q_ACCT_ERR,
+      "UPDATE tb_accounts SET status = 'error', status_reason = %s,"
+      " status_at = NOW(6) WHERE id = %d AND status = 'active'" },
 };
 
 static APR_OPTIONAL_FN_TYPE(ap_dbd_prepare) *dbd_prepare_fn;
@@ -285,9 +293,14 @@ static apr_status_t account_row(void *ctx, const apr_dbd_driver_t *d,
     a.max_concurrency = (unsigned int)col_long(d, row, 7);
     a.active = col_long(d, row, 8) != 0;
     a.capabilities = col(d, row, 9);
+    a.status = col(d, row, 10);
+    a.status_reason = col(d, row, 11);
+    a.status_at = (apr_time_t)col_int64(d, row, 12);
     if (!a.name || !a.protocol || !a.base_url) {
         return APR_SUCCESS;
     }
+    /* its slot in the scheduler's table: by id, the same across reloads */
+    a.sched_slot = tb_shared_slot(a.id);
     tb_catalog_add_account(ctx, &a);
     return APR_SUCCESS;
 }
@@ -306,6 +319,37 @@ static apr_status_t account_model_row(void *ctx, const apr_dbd_driver_t *d,
     tb_catalog_add_account_model(ctx, (int)col_long(d, row, 0),
                                  col(d, row, 1), col(d, row, 2));
     return APR_SUCCESS;
+}
+
+apr_status_t tb_db_account_mark_error(server_rec *s, apr_pool_t *p,
+                                      int account_id, const char *reason)
+{
+    apr_dbd_prepared_t *stmt;
+    const char *args[2];
+    ap_dbd_t *dbd;
+    apr_status_t rv = APR_SUCCESS;
+    int rc, rows = 0;
+
+    if (!(dbd = db_open(s, p))) {
+        return APR_ECONNREFUSED;
+    }
+    stmt = apr_hash_get(dbd->prepared, Q_ACCT_ERR, APR_HASH_KEY_STRING);
+    args[0] = reason;
+    args[1] = apr_itoa(p, account_id);
+    if (!stmt) {
+        rv = APR_EGENERAL;
+    }
+    else if ((rc = apr_dbd_pquery(dbd->driver, p, dbd->handle, &rows, stmt, 2,
+                                  args)) != 0) {
+        const char *why = apr_dbd_error(dbd->driver, dbd->handle, rc);
+
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, TB_LOGNO(11)
+                     "query %s failed (error %d%s%s)", Q_ACCT_ERR, rc,
+                     why && *why ? ": " : "", why ? why : "");
+        rv = APR_EGENERAL;
+    }
+    dbd_close_fn(s, dbd);
+    return rv;
 }
 
 apr_status_t tb_db_catalog_load(server_rec *s, apr_pool_t *p, apr_pool_t *cp,

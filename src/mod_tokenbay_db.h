@@ -42,4 +42,9 @@ apr_status_t tb_db_keys_lookup(server_rec *s, apr_pool_t *p,
 apr_status_t tb_db_catalog_load(server_rec *s, apr_pool_t *p, apr_pool_t *cp,
                                 tb_catalog_t **pcat);
 
+/* Mark an active account 'error' (the upstream refused its credential),
+ * with a reason for the operator (never the credential). */
+apr_status_t tb_db_account_mark_error(server_rec *s, apr_pool_t *p,
+                                      int account_id, const char *reason);
+
 #endif /* MOD_TOKENBAY_DB_H */

@@ -6,6 +6,7 @@
 
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #include <apr_buckets.h>
 #include <apr_strings.h>
@@ -17,11 +18,13 @@
 #include "mod_tokenbay_config.h"
 #include "mod_tokenbay_forward.h"
 #include "mod_tokenbay_respond.h"
+#include "mod_tokenbay_shared.h"
 #include "mod_tokenbay_state.h"
 #include "tb_catalog.h"
 #include "tb_curl.h"
 #include "tb_json.h"
 #include "tb_sched.h"
+#include "tb_sha256.h"
 #include "tb_stream.h"
 #include "tb_dialect.h"
 #include "tb_util.h"
@@ -450,7 +453,7 @@ typedef struct failures_t {
     int connect, timeout, io;
     int rate_limited;        /* some attempt got 429 */
     int upstream_status;     /* the last status other than 429, or 0 */
-    long retry_after;
+    apr_interval_time_t retry_after;  /* the shortest asked for, -1 none */
 } failures_t;
 
 static void failures_answer(request_rec *r, const failures_t *f, int attempts,
@@ -469,7 +472,12 @@ static void failures_answer(request_rec *r, const failures_t *f, int attempts,
                      "upstream_rate_limited", NULL,
                      apr_psprintf(r->pool, "Every upstream account is rate "
                                   "limited right now (%s); retry later.", n));
-        err->retry_after = f->retry_after >= 0 ? f->retry_after : 1;
+        if (f->retry_after >= 0) {
+            err->retry_after_ms = (long)apr_time_as_msec(f->retry_after + 999);
+        }
+        else {
+            err->retry_after = 1;
+        }
     }
     else {
         tb_error_set(err, HTTP_BAD_GATEWAY, "api_error", "upstream_error", NULL,
@@ -534,19 +542,306 @@ static void note_failure(request_rec *r, const char *account, int attempt,
                   why ? why : "unknown error", attempt);
 }
 
+/* ---- scheduling ------------------------------------------------------------------- */
+
+/* How long a request waiting for a slot sleeps between looks. */
+#define QUEUE_POLL_MIN apr_time_from_msec(5)
+#define QUEUE_POLL_SPAN 10          /* + 0..9 ms, so waiters spread */
+
+/* Longest response id or session value remembered as it is. */
+#define MAX_ID_LEN 128
+
+/* What the scheduler needs of one request. */
+typedef struct sched_req_t {
+    tb_sched_t *table;           /* NULL: no shared state */
+    tb_sched_cand_t *cands;      /* one per route */
+    tb_sched_want_t want;
+    const char *resp_key;        /* sticky key of previous_response_id */
+    const char *session_key;     /* sticky key of the session */
+    int sticky_from;             /* the layer of want.preferred: 1 or 2 */
+    tb_sched_policy_t policy;
+} sched_req_t;
+
+/* A top-level string member of the request, or NULL. */
+static const char *body_string(request_rec *r, const tb_req_info_t *info,
+                               const char *name)
+{
+    int n = tb_jdoc_member(&info->doc, 0, name);
+
+    return n >= 0 ? tb_jdoc_string(&info->doc, n, r->pool) : NULL;
+}
+
+/* The session a request belongs to: Codex's session_id header, then the
+ * body's prompt_cache_key, then its user. Scoped by key, and hashed (the
+ * value is the client's, of any length). */
+static const char *session_key(request_rec *r, const tb_req_info_t *info,
+                               long key_id)
+{
+    const char *v = apr_table_get(r->headers_in, "session_id");
+    char hex[TB_SHA256_HEX_LEN + 1];
+
+    if (!v || !*v) {
+        v = apr_table_get(r->headers_in, "session-id");
+    }
+    if (!v || !*v) {
+        v = body_string(r, info, "prompt_cache_key");
+    }
+    if (!v || !*v) {
+        v = body_string(r, info, "user");
+    }
+    if (!v || !*v) {
+        return NULL;
+    }
+    tb_sha256_hex(v, strlen(v), hex);
+    return apr_psprintf(r->pool, "tb:s:%ld:%.32s", key_id, hex);
+}
+
+static const char *response_key(apr_pool_t *p, const char *id)
+{
+    return id && *id && strlen(id) <= MAX_ID_LEN
+           ? apr_pstrcat(p, "tb:r:", id, NULL) : NULL;
+}
+
+/* The candidate serving account `id`, or -1. */
+static int cand_of_account(const tb_route_t *rt, int n, int id)
+{
+    int i;
+
+    for (i = 0; id > 0 && i < n; ++i) {
+        if (rt[i].account->id == id) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void sched_init(sched_req_t *sr, request_rec *r, const tb_req_info_t *info,
+                       const char *model_id, long key_id,
+                       const apr_array_header_t *routes)
+{
+    const tb_route_t *rt = (const tb_route_t *)routes->elts;
+    int i, n = routes->nelts;
+
+    memset(sr, 0, sizeof(*sr));
+    sr->table = tb_shared_sched();
+    sr->cands = apr_pcalloc(r->pool, (n ? n : 1) * sizeof(*sr->cands));
+    for (i = 0; i < n; ++i) {
+        const tb_account_t *a = rt[i].account;
+        sr->cands[i].slot = a->sched_slot;
+        sr->cands[i].priority = a->priority;
+        sr->cands[i].weight = a->weight;
+        sr->cands[i].limit = a->max_concurrency;
+    }
+    sr->want.model = tb_sched_model_hash(model_id);
+    sr->want.preferred = -1;
+    tb_shared_policy(r->server, &sr->policy);
+
+    /* (1) the account that produced the response this one continues: it
+     * alone holds it */
+    if (info->op != TB_OP_CHAT) {
+        sr->resp_key = response_key(r->pool,
+                                    body_string(r, info, "previous_response_id"));
+    }
+    if (sr->resp_key) {
+        sr->want.preferred = cand_of_account(rt, n, tb_sticky_get(r, sr->resp_key));
+        if (sr->want.preferred >= 0) {
+            sr->want.strict = 1;
+            sr->sticky_from = 1;
+        }
+    }
+    /* (2) the account the session used last, while it is fit */
+    sr->session_key = session_key(r, info, key_id);
+    if (sr->session_key && sr->want.preferred < 0) {
+        sr->want.preferred = cand_of_account(rt, n,
+                                             tb_sticky_get(r, sr->session_key));
+        if (sr->want.preferred >= 0) {
+            sr->sticky_from = 2;
+        }
+    }
+}
+
+/* Has the client hung up while the request waits? (Nothing is read: a
+ * pipelined next request is data, not a hang-up.) */
+static int client_hung_up(request_rec *r)
+{
+    int fd = client_fd(r);
+    char b;
+
+    return r->connection->aborted
+        || (fd >= 0 && recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0);
+}
+
+/* The upstream's error code, when its answer has one. */
+static const char *error_code_of(request_rec *r, const tb_dialect_t *up,
+                                 const tb_http_buffer_t *buf)
+{
+    tb_ir_error_t ierr;
+
+    if (!buf->body.len || !buf->content_type || !is_json(buf->content_type)) {
+        return NULL;
+    }
+    memset(&ierr, 0, sizeof(ierr));
+    up->error_read(r->pool, buf->status, buf->body.data, buf->body.len, &ierr);
+    return ierr.code;
+}
+
+/* A code that says the account's money or quota is gone, not a burst. */
+static int is_quota_code(const char *code)
+{
+    return code && (strstr(code, "insufficient_quota") || strstr(code, "billing")
+                    || strstr(code, "quota_exceeded"));
+}
+
+/* What an attempt that did not answer the client says of the account.
+ * TB_OUT__COUNT: nothing (the client left, or the gateway's own limit). */
+static tb_outcome_t failure_outcome(request_rec *r, const tb_route_t *rt,
+                                    const attempt_t *a, const tb_http_result_t *res,
+                                    const char **pcode)
+{
+    *pcode = NULL;
+    if (res->error == TB_UP_OK && !a->streaming) {
+        *pcode = error_code_of(r, rt->account->dialect, &a->buf);
+        if (res->status == 429) {
+            return is_quota_code(*pcode) ? TB_OUT_QUOTA : TB_OUT_RATE_LIMITED;
+        }
+        if (res->status == 401 || res->status == 403) {
+            return TB_OUT_AUTH;
+        }
+        return TB_OUT_SERVER;
+    }
+    if (res->sink_rv == TB_E_FIRST_TIMEOUT || res->error == TB_UP_TIMEOUT) {
+        return TB_OUT_TIMEOUT;
+    }
+    if (res->sink_rv == TB_STREAM_E_UPSTREAM) {
+        const tb_ir_error_t *e = tb_stream_upstream_error(a->stream);
+        *pcode = e ? e->code : NULL;
+        return is_quota_code(*pcode) ? TB_OUT_QUOTA
+             : *pcode && strstr(*pcode, "rate_limit") ? TB_OUT_RATE_LIMITED
+             : TB_OUT_STREAM;
+    }
+    switch (res->error) {
+    case TB_UP_CONNECT:
+        return TB_OUT_CONNECT;
+    case TB_UP_CLIENT_GONE:
+        return TB_OUT__COUNT;
+    case TB_UP_ABORTED:
+        return res->sink_rv == APR_ENOSPC ? TB_OUT__COUNT : TB_OUT_STREAM;
+    default:
+        return TB_OUT_STREAM;
+    }
+}
+
+/* Tell the scheduler; a new error mark is logged and written to the
+ * database once, by the request that set it. */
+static void report(request_rec *r, sched_req_t *sr, const tb_route_t *rt,
+                   int idx, tb_outcome_t out, int status,
+                   apr_interval_time_t retry_after, const char *code)
+{
+    const tb_account_t *acct = rt->account;
+    apr_interval_time_t d;
+
+    if (out == TB_OUT__COUNT) {
+        return;
+    }
+    d = tb_sched_report(sr->table, sr->cands[idx].slot, sr->want.model, out,
+                        status, retry_after, &sr->policy, apr_time_now());
+    if (d < 0) {
+        /* NB: the upstream's error code only: its message may quote the
+         * credential */
+        const char *reason = apr_psprintf(r->pool, "upstream answered HTTP %d%s%s",
+                                          status, code ? ": " : "",
+                                          code ? code : "");
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(53)
+                      "account %s marked error: %s; it is not scheduled until "
+                      "an operator re-enables it (tokenbay-admin account "
+                      "enable %s)", acct->name, reason, acct->name);
+        tb_state_account_mark_error(r, acct, reason);
+    }
+    else if (d > 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, TB_LOGNO(54)
+                      "account %s cools for %" APR_TIME_T_FMT " ms%s%s: %s",
+                      acct->name, apr_time_as_msec(d),
+                      out == TB_OUT_QUOTA || out == TB_OUT_CONNECT ? ""
+                      : " for model ", out == TB_OUT_QUOTA || out == TB_OUT_CONNECT
+                      ? "" : apr_table_get(r->notes, "TOKENBAY_MODEL"),
+                      tb_outcome_name(out));
+    }
+}
+
+/* The answer went to the client: remember who gave it. */
+static void remember(fwd_t *f, sched_req_t *sr, const tb_route_t *rt,
+                     const char *response_id)
+{
+    request_rec *r = f->r;
+    tb_srv_conf_t *sc = tb_conf_srv(r->server);
+    const char *key;
+
+    if (sr->session_key) {
+        tb_sticky_set(r, sr->session_key, rt->account->id, tb_conf_sticky_ttl(sc));
+    }
+    /* only an id the client sees is worth keeping: the account's own,
+     * when it speaks the client's dialect */
+    if (rt->account->dialect == f->client && f->info->op == TB_OP_RESPONSES
+        && (key = response_key(r->pool, response_id))) {
+        tb_sticky_set(r, key, rt->account->id, tb_conf_response_ttl(sc));
+    }
+}
+
+/* The top-level "id" of a buffered answer. */
+static const char *answer_id(request_rec *r, const tb_http_buffer_t *buf)
+{
+    apr_size_t at, len;
+
+    if (buf->status < 200 || buf->status >= 300 || !buf->body.len
+        || tb_json_member_span(buf->body.data, buf->body.len, "id", &at, &len)
+           != APR_SUCCESS
+        || len < 2 || buf->body.data[at] != '"') {
+        return NULL;
+    }
+    return tb_json_string_value(r->pool, buf->body.data + at, len);
+}
+
+/* Every account that could serve is at its concurrency limit and stayed
+ * so for TokenBayQueueTimeout. */
+static int answer_full(request_rec *r, const char *model)
+{
+    tb_error_t err;
+
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+    tb_error_set(&err, HTTP_TOO_MANY_REQUESTS, "requests", "rate_limit_exceeded",
+                 NULL, apr_psprintf(r->pool, "Every upstream account for the "
+                 "model '%s' is at its concurrency limit; retry shortly.", model));
+    err.retry_after = 1;
+    return tb_respond_error(r, &err);
+}
+
 /* ---- the attempt loop ------------------------------------------------------------------ */
 
+static const char *layer_name(tb_pick_t pick, const sched_req_t *sr)
+{
+    switch (pick) {
+    case TB_PICK_PREFERRED:
+        return sr->sticky_from == 1 ? "previous_response" : "session";
+    case TB_PICK_RECOVERING:
+        return "recovering";
+    default:
+        return "priority";
+    }
+}
+
 int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
-               apr_array_header_t *routes)
+               const char *model_id, long key_id, apr_array_header_t *routes)
 {
     tb_dir_conf_t *dc = tb_conf_dir(r);
     int max_attempts = tb_conf_max_attempts(dc), attempts = 0, idx;
     unsigned char *tried = apr_pcalloc(r->pool, routes->nelts ? routes->nelts : 1);
     const tb_route_t *rt = (const tb_route_t *)routes->elts;
+    apr_time_t queue_until = 0, queued_at = 0;
+    sched_req_t sr;
     fwd_t f;
     failures_t fail;
     tb_ir_error_t conv_err;
-    int conv_failed = 0;
+    int conv_failed = 0, full = 0;
     tb_error_t err;
 
     memset(&f, 0, sizeof(f));
@@ -559,19 +854,54 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
     if (info->stream) {
         apr_table_setn(r->notes, "TOKENBAY_STREAM", "1");
     }
+    sched_init(&sr, r, info, model_id, key_id, routes);
     memset(&conv_err, 0, sizeof(conv_err));
-    while (attempts < max_attempts
-           && (idx = tb_sched_pick(rt, routes->nelts, tried, tb_random_u32())) >= 0) {
-        const tb_account_t *acct = rt[idx].account;
+    while (attempts < max_attempts) {
+        const tb_account_t *acct;
         tb_http_request_t req;
         tb_http_result_t res;
         tb_http_sink_t sink;
+        tb_lease_t *lease;
+        tb_outcome_t out;
+        const char *code;
+        tb_pick_t pick;
         attempt_t a;
         apr_status_t rv;
 
+        sr.want.now = apr_time_now();
+        sr.want.rnd = tb_random_u32();
+        pick = tb_sched_pick(sr.table, tb_shared_proc(), sr.cands, routes->nelts,
+                             tried, &sr.want, &idx);
+        if (pick == TB_PICK_NONE) {
+            break;
+        }
+        if (pick == TB_PICK_FULL) {
+            /* wait, boundedly, for a slot on an account fit to serve */
+            if (!queue_until) {
+                queued_at = sr.want.now;
+                queue_until = queued_at + tb_conf_queue_timeout(dc);
+            }
+            if (sr.want.now >= queue_until || client_hung_up(r)) {
+                full = 1;
+                break;
+            }
+            apr_sleep(QUEUE_POLL_MIN
+                      + apr_time_from_msec(tb_random_u32() % QUEUE_POLL_SPAN));
+            continue;
+        }
+        acct = rt[idx].account;
+        lease = tb_shared_lease(r, sr.cands[idx].slot);
         tried[idx] = 1;
+        apr_table_setn(r->notes, "TOKENBAY_SCHED", layer_name(pick, &sr));
+        sr.want.preferred = -1;   /* failover: the others, by the usual rules */
+        sr.want.strict = 0;
+        if (queued_at) {
+            apr_table_setn(r->notes, "TOKENBAY_QUEUE_MS", apr_ltoa(r->pool,
+                           (long)apr_time_as_msec(sr.want.now - queued_at)));
+        }
         memset(&conv_err, 0, sizeof(conv_err));
         if ((rv = build_request(&f, &rt[idx], &req, &conv_err)) != APR_SUCCESS) {
+            tb_shared_lease_end(r, lease);
             if (rv != APR_EINVAL) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, TB_LOGNO(47)
                               "account %s (%s): the request could not be built: %s",
@@ -609,8 +939,22 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
                          NULL, "The upstream request could not be set up.");
             return tb_respond_error(r, &err);
         }
+        if (res.error == TB_UP_OK && a.streaming
+            && tb_stream_state(a.stream) == TB_STREAM_OPEN) {
+            /* the upstream's stream ended without content: maybe an event
+             * that lacked its blank line still commits it */
+            res.sink_rv = tb_stream_finish(a.stream);
+        }
         if (a.stream && tb_stream_state(a.stream) != TB_STREAM_OPEN) {
-            return finish_committed(&a, &res);
+            int status = finish_committed(&a, &res);
+            const char *outcome = apr_table_get(r->notes, "TOKENBAY_OUTCOME");
+
+            /* the account answered; only a stream it broke speaks against it */
+            report(r, &sr, &rt[idx], idx, !strcmp(outcome, "ok") ? TB_OUT_OK
+                   : !strcmp(outcome, "interrupted") ? TB_OUT_STREAM : TB_OUT__COUNT,
+                   res.status, -1, NULL);
+            remember(&f, &sr, &rt[idx], tb_stream_response_id(a.stream));
+            return status;
         }
         if (res.error == TB_UP_CLIENT_GONE || a.client_gone || r->connection->aborted) {
             apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "client_aborted");
@@ -619,15 +963,9 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
         if (res.error == TB_UP_OK && !a.streaming && !status_retryable(res.status)) {
             apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_STATUS",
                            apr_itoa(r->pool, res.status));
+            report(r, &sr, &rt[idx], idx, TB_OUT_OK, res.status, -1, NULL);
+            remember(&f, &sr, &rt[idx], answer_id(r, &a.buf));
             return answer_buffered(&f, &rt[idx], &a.buf);
-        }
-        if (res.error == TB_UP_OK && a.streaming) {
-            /* the upstream's stream ended without content: maybe an event
-             * that lacked its blank line still commits it */
-            res.sink_rv = tb_stream_finish(a.stream);
-            if (tb_stream_state(a.stream) != TB_STREAM_OPEN) {
-                return finish_committed(&a, &res);
-            }
         }
         if (res.error == TB_UP_ABORTED && res.sink_rv == APR_ENOSPC) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(41)
@@ -639,7 +977,13 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
             apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "upstream_error");
             return tb_respond_error(r, &err);
         }
+        out = failure_outcome(r, &rt[idx], &a, &res, &code);
+        report(r, &sr, &rt[idx], idx, out, res.status, res.retry_after, code);
         note_failure(r, acct->name, attempts, &a, &res, &fail);
+        tb_shared_lease_end(r, lease);
+    }
+    if (full && !attempts) {
+        return answer_full(r, info->model);
     }
     if (!attempts && conv_failed) {
         /* no account could express it: the request's own limits */

@@ -9,11 +9,15 @@
 
 #include "tb_dialect.h"
 
-/* Send a validated client request to the routes' accounts, in scheduler
- * order, failing over until one answers with something to relay, and
+/* Send a validated client request for the canonical `model_id` to the
+ * routes' accounts, in scheduler order (sticky by previous response and
+ * by session of key `key_id`, then priority and weight among healthy
+ * accounts with a free slot, waiting up to TokenBayQueueTimeout for
+ * one), failing over until one answers with something to relay, and
  * write the answer: buffered JSON, or an SSE stream when the client asked
- * for one (with the commit point rule). Returns the handler's status. */
+ * for one (with the commit point rule). Every attempt's outcome goes to
+ * the scheduler's health. Returns the handler's status. */
 int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
-               apr_array_header_t *routes);
+               const char *model_id, long key_id, apr_array_header_t *routes);
 
 #endif /* MOD_TOKENBAY_FORWARD_H */

@@ -268,7 +268,7 @@ static int handle_generate(request_rec *r, const tb_keyinfo_t *key,
         apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
         return tb_respond_error(r, &err);
     }
-    return tb_forward(r, client, info, routes);
+    return tb_forward(r, client, info, model->id, key->key_id, routes);
 }
 
 /* The models this key may use; without a key (where the configuration

@@ -97,7 +97,14 @@ static void error_meta(request_rec *r, const tb_error_t *err, int challenge)
                        ? "Bearer realm=\"tokenbay\", error=\"invalid_token\""
                        : "Bearer realm=\"tokenbay\"");
     }
-    if (err->retry_after >= 0) {
+    if (err->retry_after_ms >= 0) {
+        /* OpenAI's own pair: SDKs prefer the milliseconds */
+        apr_table_setn(r->err_headers_out, "retry-after-ms",
+                       apr_ltoa(r->pool, err->retry_after_ms));
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       apr_ltoa(r->pool, (err->retry_after_ms + 999) / 1000));
+    }
+    else if (err->retry_after >= 0) {
         apr_table_setn(r->err_headers_out, "Retry-After",
                        apr_ltoa(r->pool, err->retry_after));
     }

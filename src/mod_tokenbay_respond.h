@@ -16,6 +16,8 @@ typedef struct tb_error_t {
     const char *param;     /* offending request field, may be NULL */
     const char *message;   /* for humans; never a key or credential */
     long retry_after;      /* seconds for Retry-After, -1 for none */
+    long retry_after_ms;   /* or milliseconds: retry-after-ms and a
+                            * Retry-After rounded up; -1 for none */
 } tb_error_t;
 
 static APR_INLINE void tb_error_set(tb_error_t *err, int status,
@@ -28,6 +30,7 @@ static APR_INLINE void tb_error_set(tb_error_t *err, int status,
     err->param = param;
     err->message = message;
     err->retry_after = -1;
+    err->retry_after_ms = -1;
 }
 
 /* The request id for this request (mod_unique_id's when loaded), created

@@ -13,6 +13,7 @@
 
 #include "mod_tokenbay_config.h"
 #include "mod_tokenbay_db.h"
+#include "mod_tokenbay_shared.h"
 #include "mod_tokenbay_state.h"
 #include "tb_dialect.h"
 #include "tb_util.h"
@@ -511,6 +512,20 @@ static void warn_account(void *ctx, const tb_account_t *a)
     }
 }
 
+/* An operator re-enabled an account (tokenbay-admin account enable sets
+ * status_at) after the gateway marked it error in the shared table: the
+ * mark goes, on this host, at the first reload that sees it. */
+static void clear_error_mark(void *ctx, const tb_account_t *a)
+{
+    warn_ctx_t *w = ctx;
+
+    if (a->active && a->status_at
+        && tb_sched_clear_error(tb_shared_sched(), a->sched_slot, a->status_at)) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, w->st->s, TB_LOGNO(52)
+                     "account %s was re-enabled: scheduled again", a->name);
+    }
+}
+
 /* Load a catalogue from the database and make it current. The caller
  * holds st->refresh and passed the gate. */
 static apr_status_t snap_load(tb_state_t *st, apr_pool_t *scratch)
@@ -533,6 +548,7 @@ static apr_status_t snap_load(tb_state_t *st, apr_pool_t *scratch)
     {
         warn_ctx_t w = { st, scratch };
         tb_catalog_foreach_account(cat, scratch, warn_account, &w);
+        tb_catalog_foreach_account(cat, scratch, clear_error_mark, &w);
     }
     snap = apr_pcalloc(p, sizeof(*snap));
     snap->pool = p;
@@ -613,6 +629,26 @@ apr_status_t tb_state_catalog(request_rec *r, const tb_catalog_t **pcat)
     *pcat = snap->cat;
 
 leave:
+    return rv;
+}
+
+/* ---- accounts the upstream refused ---------------------------------------------- */
+
+apr_status_t tb_state_account_mark_error(request_rec *r, const tb_account_t *a,
+                                         const char *reason)
+{
+    tb_state_t *st = state_of(r);
+    apr_status_t rv;
+    gate_t g;
+
+    if (!st) {
+        return APR_EINIT;
+    }
+    if ((g = db_gate_enter(st, apr_time_now())) == GATE_CLOSED) {
+        return APR_EAGAIN;   /* the mark stays in this host's table */
+    }
+    rv = tb_db_account_mark_error(r->server, r->pool, a->id, reason);
+    db_gate_leave(st, g, db_reached(rv));
     return rv;
 }
 

@@ -43,6 +43,13 @@ apr_status_t tb_state_key_lookup(request_rec *r, const char *hash,
  * a new one. Only a process that never loaded one gets an error. */
 apr_status_t tb_state_catalog(request_rec *r, const tb_catalog_t **pcat);
 
+/* Write the error mark of an account to the database (status 'error',
+ * with the reason), so that every host stops using it at its next
+ * reload. Through the database's back-off: APR_EAGAIN while it is down
+ * (the mark then holds on this host only). */
+apr_status_t tb_state_account_mark_error(request_rec *r, const tb_account_t *a,
+                                         const char *reason);
+
 /* The 503 for a status from the two calls above. */
 void tb_state_unavailable_error(request_rec *r, apr_status_t rv,
                                 tb_error_t *err);

@@ -99,6 +99,10 @@ void tb_catalog_add_account(tb_catalog_t *cat, const tb_account_t *src)
     a->caps = a->capabilities ? tb_caps_parse(a->capabilities, NULL, cat->pool)
             : a->dialect ? a->dialect->default_caps : 0;
     a->credential = apr_pstrdup(cat->pool, src->credential ? src->credential : "");
+    a->status = apr_pstrdup(cat->pool, src->status ? src->status
+                            : src->active ? "active" : "disabled");
+    a->status_reason = src->status_reason ? apr_pstrdup(cat->pool, src->status_reason)
+                                          : NULL;
     /* base URLs are joined with "/chat/completions" etc.: no trailing slash */
     n = strlen(src->base_url);
     while (n && src->base_url[n - 1] == '/') {
@@ -226,6 +230,19 @@ void tb_catalog_foreach_account(const tb_catalog_t *cat, apr_pool_t *p,
     apr_hash_index_t *hi;
 
     for (hi = apr_hash_first(p, cat->accounts); hi; hi = apr_hash_next(hi)) {
+        void *val;
+
+        apr_hash_this(hi, NULL, NULL, &val);
+        cb(ctx, val);
+    }
+}
+
+void tb_catalog_foreach_model(const tb_catalog_t *cat, apr_pool_t *p,
+                              tb_catalog_model_cb *cb, void *ctx)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(p, cat->models); hi; hi = apr_hash_next(hi)) {
         void *val;
 
         apr_hash_this(hi, NULL, NULL, &val);

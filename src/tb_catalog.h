@@ -8,6 +8,7 @@
 #include <apr_pools.h>
 #include <apr_tables.h>
 #include <apr_hash.h>
+#include <apr_time.h>
 
 struct tb_dialect_t;
 
@@ -31,6 +32,13 @@ typedef struct tb_account_t {
     unsigned int weight;         /* share inside the tier; 0 takes no traffic */
     unsigned int max_concurrency;/* 0 = unlimited */
     int active;                  /* status = 'active' */
+    const char *status;          /* as in the database: active, disabled,
+                                 * error (set by the gateway when the
+                                 * upstream refused the credential) */
+    const char *status_reason;   /* why, for error; may be NULL */
+    apr_time_t status_at;        /* when the status last changed, 0 unknown */
+    int sched_slot;              /* its slot in the scheduler's shared
+                                 * table (tb_sched.h), -1 for none */
     const char *unusable;        /* why it can never be scheduled as
                                  * configured (logged), or NULL */
     apr_array_header_t *groups;  /* int group ids this account serves */
@@ -87,6 +95,11 @@ void tb_catalog_routes(const tb_catalog_t *cat, int group_id,
 typedef void tb_catalog_account_cb(void *ctx, const tb_account_t *acct);
 void tb_catalog_foreach_account(const tb_catalog_t *cat, apr_pool_t *p,
                                 tb_catalog_account_cb *cb, void *ctx);
+
+/* Every canonical model (not the aliases), in no particular order. */
+typedef void tb_catalog_model_cb(void *ctx, const tb_model_t *model);
+void tb_catalog_foreach_model(const tb_catalog_t *cat, apr_pool_t *p,
+                              tb_catalog_model_cb *cb, void *ctx);
 
 /* All ids (canonical and aliases) the group can reach through an active
  * account, sorted by id: tb_model_entry_t elements in p. With

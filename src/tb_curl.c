@@ -38,6 +38,7 @@ typedef struct xfer_t {
     tb_http_result_t *res;
     apr_pool_t *pool;
     int head_done;
+    int retry_after_ms;              /* retry-after-ms seen: it wins */
 } xfer_t;
 
 /* Deliver status and content type to the sink once, when the headers of
@@ -67,6 +68,7 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *data)
         /* a new status line: an interim 1xx may precede the final one */
         x->res->content_type = NULL;
         x->res->retry_after = -1;
+        x->retry_after_ms = 0;
         return len;
     }
     colon = memchr(buf, ':', len);
@@ -83,9 +85,19 @@ static size_t header_cb(char *buf, size_t size, size_t n, void *data)
         if (nlen == 12 && !strncasecmp(buf, "content-type", 12)) {
             x->res->content_type = apr_pstrmemdup(x->pool, v, end - v);
         }
-        else if (nlen == 11 && !strncasecmp(buf, "retry-after", 11)) {
-            x->res->retry_after =
-                tb_parse_retry_after(apr_pstrmemdup(x->pool, v, end - v));
+        else if (nlen == 14 && !strncasecmp(buf, "retry-after-ms", 14)) {
+            /* as in OpenAI's SDKs: the milliseconds win when both came */
+            apr_interval_time_t t =
+                tb_parse_retry_after_ms(apr_pstrmemdup(x->pool, v, end - v));
+            if (t >= 0) {
+                x->res->retry_after = t;
+                x->retry_after_ms = 1;
+            }
+        }
+        else if (nlen == 11 && !strncasecmp(buf, "retry-after", 11)
+                 && !x->retry_after_ms) {
+            x->res->retry_after = tb_parse_retry_after(
+                apr_pstrmemdup(x->pool, v, end - v), apr_time_now());
         }
     }
     return len;

@@ -4,41 +4,718 @@
  */
 #include "tb_sched.h"
 
-int tb_sched_pick(const tb_route_t *routes, int n,
-                  const unsigned char *excluded, apr_uint32_t rnd)
-{
-    int i, found = 0, best = 0;
-    apr_uint64_t total = 0, point;
+#include <string.h>
+#include <sched.h>
 
-    for (i = 0; i < n; ++i) {
-        const tb_account_t *a = routes[i].account;
-        if (excluded[i] || a->weight == 0) {
-            continue;
-        }
-        if (!found || a->priority > best) {
-            best = a->priority;
-            found = 1;
-        }
+/* The table lives in memory shared by processes that may run different
+ * builds during a graceful restart: its layout is versioned, and nothing
+ * in it is a pointer. Atomics are the compiler's __atomic builtins (GCC
+ * and Clang), which work on shared memory as on any other. */
+
+#define MAGIC  0x54425343u   /* "TBSC" */
+#define LAYOUT 1u
+
+#define LD32(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
+#define LD64(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ST32(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ST64(p, v)  __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+/* One cooldown: of the account (hash 0) or of one of its models. */
+typedef struct cool_t {
+    apr_uint32_t hash;       /* the model's, 0 for a free entry */
+    apr_uint32_t reason;     /* tb_outcome_t */
+    apr_uint32_t status;
+    apr_uint32_t streak;
+    apr_uint64_t until;      /* apr_time_t; 0 none */
+} cool_t;
+
+typedef struct slot_t {
+    apr_uint32_t account_id; /* 0: free; claimed once, by compare-and-swap */
+    apr_uint32_t in_flight;
+    apr_uint32_t seq;        /* sequence lock over the health below: odd
+                              * while a writer is at work */
+    apr_uint32_t lock;       /* writers' lock */
+    apr_uint64_t error_at;
+    apr_uint32_t error_status;
+    apr_uint32_t last_outcome;
+    cool_t account;
+    cool_t models[TB_SCHED_MODELS];
+    /* statistics: plain atomics, outside the sequence lock */
+    apr_uint64_t successes, failures, last_success, last_failure;
+    apr_uint32_t last_status;
+    apr_uint32_t pad;
+} slot_t;
+
+typedef struct proc_t {
+    apr_uint32_t pid;        /* 0: free */
+    apr_uint32_t pad;
+} proc_t;
+
+struct tb_sched_t {
+    apr_uint32_t magic, layout, nslots, nprocs;
+    apr_uint64_t size;
+    /* then slot_t[nslots], proc_t[nprocs], apr_uint32_t leases[nprocs][nslots] */
+};
+
+#define ALIGN8(n) (((n) + 7) & ~(apr_size_t)7)
+
+static slot_t *slots(tb_sched_t *s)
+{
+    return (slot_t *)((char *)s + ALIGN8(sizeof(*s)));
+}
+
+static proc_t *procs(tb_sched_t *s)
+{
+    return (proc_t *)(slots(s) + s->nslots);
+}
+
+static apr_uint32_t *leases(tb_sched_t *s, int proc)
+{
+    return (apr_uint32_t *)(procs(s) + s->nprocs) + (apr_size_t)proc * s->nslots;
+}
+
+apr_size_t tb_sched_size(unsigned int nslots, unsigned int nprocs)
+{
+    return ALIGN8(sizeof(tb_sched_t)) + (apr_size_t)nslots * sizeof(slot_t)
+         + (apr_size_t)nprocs * sizeof(proc_t)
+         + ALIGN8((apr_size_t)nprocs * nslots * sizeof(apr_uint32_t));
+}
+
+tb_sched_t *tb_sched_format(void *mem, unsigned int nslots, unsigned int nprocs)
+{
+    tb_sched_t *s = mem;
+    apr_size_t size = tb_sched_size(nslots, nprocs);
+
+    memset(mem, 0, size);
+    s->layout = LAYOUT;
+    s->nslots = nslots;
+    s->nprocs = nprocs;
+    s->size = size;
+    __atomic_store_n(&s->magic, MAGIC, __ATOMIC_RELEASE);
+    return s;
+}
+
+tb_sched_t *tb_sched_open(void *mem, apr_size_t size, unsigned int nslots,
+                          unsigned int nprocs)
+{
+    tb_sched_t *s = mem;
+
+    if (size < sizeof(*s) || __atomic_load_n(&s->magic, __ATOMIC_ACQUIRE) != MAGIC
+        || s->layout != LAYOUT || s->nslots != nslots || s->nprocs != nprocs
+        || s->size != tb_sched_size(nslots, nprocs) || s->size > size) {
+        return NULL;
     }
-    if (!found) {
+    return s;
+}
+
+/* ---- slots -------------------------------------------------------------- */
+
+int tb_sched_slot(tb_sched_t *s, int account_id)
+{
+    apr_uint32_t id = (apr_uint32_t)account_id, i, start;
+
+    if (!s || account_id <= 0 || !s->nslots) {
         return -1;
     }
-    for (i = 0; i < n; ++i) {
-        const tb_account_t *a = routes[i].account;
-        if (!excluded[i] && a->weight && a->priority == best) {
-            total += a->weight;
+    /* open addressing; slots are never freed, so a probe ends at the
+     * account or at the first free slot */
+    start = (id * 2654435761u) % s->nslots;
+    for (i = 0; i < s->nslots; ++i) {
+        slot_t *sl = &slots(s)[(start + i) % s->nslots];
+        apr_uint32_t cur = __atomic_load_n(&sl->account_id, __ATOMIC_ACQUIRE);
+
+        if (cur == 0) {
+            apr_uint32_t expected = 0;
+            if (__atomic_compare_exchange_n(&sl->account_id, &expected, id, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                return (int)((start + i) % s->nslots);
+            }
+            cur = expected;
+        }
+        if (cur == id) {
+            return (int)((start + i) % s->nslots);
         }
     }
-    point = rnd % total;
-    for (i = 0; i < n; ++i) {
-        const tb_account_t *a = routes[i].account;
-        if (excluded[i] || !a->weight || a->priority != best) {
+    return -1;
+}
+
+/* ---- the sequence lock over a slot's health -------------------------------- */
+
+static void write_begin(slot_t *sl)
+{
+    apr_uint32_t expected = 0;
+
+    while (!__atomic_compare_exchange_n(&sl->lock, &expected, 1, 0,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        expected = 0;
+        sched_yield();
+    }
+    __atomic_fetch_add(&sl->seq, 1, __ATOMIC_RELAXED);
+    /* NB: the odd count must be visible before any field changes */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static void write_end(slot_t *sl)
+{
+    __atomic_fetch_add(&sl->seq, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&sl->lock, 0, __ATOMIC_RELEASE);
+}
+
+static apr_uint32_t read_begin(const slot_t *sl)
+{
+    apr_uint32_t seq;
+
+    while ((seq = __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE)) & 1) {
+        sched_yield();
+    }
+    return seq;
+}
+
+static int read_retry(const slot_t *sl, apr_uint32_t seq)
+{
+    __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    return __atomic_load_n(&sl->seq, __ATOMIC_RELAXED) != seq;
+}
+
+static void cool_copy(tb_sched_cool_t *to, const cool_t *from)
+{
+    to->model = LD32(&from->hash);
+    to->reason = (tb_outcome_t)LD32(&from->reason);
+    to->status = (int)LD32(&from->status);
+    to->streak = LD32(&from->streak);
+    to->until = (apr_time_t)LD64(&from->until);
+}
+
+static void cool_store(cool_t *c, apr_uint32_t hash, tb_outcome_t reason,
+                       int status, apr_uint32_t streak, apr_time_t until)
+{
+    ST32(&c->hash, hash);
+    ST32(&c->reason, (apr_uint32_t)reason);
+    ST32(&c->status, (apr_uint32_t)status);
+    ST32(&c->streak, streak);
+    ST64(&c->until, (apr_uint64_t)until);
+}
+
+apr_time_t tb_sched_ready_at(tb_sched_t *s, int slot, apr_uint32_t model,
+                             apr_time_t now)
+{
+    const slot_t *sl;
+    apr_time_t until;
+    apr_uint32_t seq;
+    int i, error;
+
+    if (!s || slot < 0) {
+        return 0;
+    }
+    sl = &slots(s)[slot];
+    do {
+        seq = read_begin(sl);
+        error = LD64(&sl->error_at) != 0;
+        until = (apr_time_t)LD64(&sl->account.until);
+        for (i = 0; i < TB_SCHED_MODELS; ++i) {
+            if (LD32(&sl->models[i].hash) == model) {
+                apr_time_t m = (apr_time_t)LD64(&sl->models[i].until);
+                if (m > until) {
+                    until = m;
+                }
+            }
+        }
+    } while (read_retry(sl, seq));
+    if (error) {
+        return APR_INT64_MAX;
+    }
+    return until > now ? until : 0;
+}
+
+/* ---- leases ------------------------------------------------------------- */
+
+static int lease_take(tb_sched_t *s, int proc, int slot, unsigned int limit)
+{
+    slot_t *sl;
+    apr_uint32_t cur;
+
+    if (!s || slot < 0) {
+        return 1;
+    }
+    sl = &slots(s)[slot];
+    cur = __atomic_load_n(&sl->in_flight, __ATOMIC_RELAXED);
+    do {
+        if (limit && cur >= limit) {
+            return 0;
+        }
+    } while (!__atomic_compare_exchange_n(&sl->in_flight, &cur, cur + 1, 1,
+                                          __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    if (proc >= 0 && (unsigned int)proc < s->nprocs) {
+        __atomic_fetch_add(&leases(s, proc)[slot], 1, __ATOMIC_RELAXED);
+    }
+    return 1;
+}
+
+/* Take up to n off the in-flight count, never below zero. */
+static void in_flight_sub(slot_t *sl, apr_uint32_t n)
+{
+    apr_uint32_t cur = __atomic_load_n(&sl->in_flight, __ATOMIC_RELAXED);
+
+    do {
+        if (!cur) {
+            return;
+        }
+    } while (!__atomic_compare_exchange_n(&sl->in_flight, &cur,
+                                          cur > n ? cur - n : 0, 1,
+                                          __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+}
+
+void tb_sched_release(tb_sched_t *s, int slot, int proc)
+{
+    if (!s || slot < 0 || (unsigned int)slot >= s->nslots) {
+        return;
+    }
+    if (proc >= 0 && (unsigned int)proc < s->nprocs) {
+        apr_uint32_t *l = &leases(s, proc)[slot];
+        apr_uint32_t cur = __atomic_load_n(l, __ATOMIC_RELAXED);
+        do {
+            if (!cur) {
+                break;   /* reaped meanwhile: the count was given back */
+            }
+        } while (!__atomic_compare_exchange_n(l, &cur, cur - 1, 1,
+                                              __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+        if (!cur) {
+            return;
+        }
+    }
+    in_flight_sub(&slots(s)[slot], 1);
+}
+
+/* ---- processes ---------------------------------------------------------- */
+
+int tb_sched_proc_join(tb_sched_t *s, apr_uint32_t pid)
+{
+    unsigned int i;
+
+    if (!s || !pid) {
+        return -1;
+    }
+    /* a row left by an earlier process with this pid (its exit was never
+     * reported): it is gone, whatever it held */
+    tb_sched_proc_reap(s, pid);
+    for (i = 0; i < s->nprocs; ++i) {
+        apr_uint32_t expected = 0;
+        if (__atomic_compare_exchange_n(&procs(s)[i].pid, &expected, pid, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+unsigned int tb_sched_proc_reap(tb_sched_t *s, apr_uint32_t pid)
+{
+    unsigned int i, j, given = 0;
+
+    if (!s || !pid) {
+        return 0;
+    }
+    for (i = 0; i < s->nprocs; ++i) {
+        apr_uint32_t *l;
+
+        if (__atomic_load_n(&procs(s)[i].pid, __ATOMIC_ACQUIRE) != pid) {
             continue;
         }
-        if (point < a->weight) {
-            return i;
+        l = leases(s, (int)i);
+        for (j = 0; j < s->nslots; ++j) {
+            apr_uint32_t n = __atomic_exchange_n(&l[j], 0, __ATOMIC_ACQ_REL);
+            if (n) {
+                in_flight_sub(&slots(s)[j], n);
+                given += n;
+            }
         }
-        point -= a->weight;
+        __atomic_store_n(&procs(s)[i].pid, 0, __ATOMIC_RELEASE);
     }
-    return -1; /* not reached */
+    return given;
+}
+
+unsigned int tb_sched_proc_sweep(tb_sched_t *s, int (*alive)(apr_uint32_t pid))
+{
+    unsigned int i, given = 0;
+
+    if (!s) {
+        return 0;
+    }
+    for (i = 0; i < s->nprocs; ++i) {
+        apr_uint32_t pid = __atomic_load_n(&procs(s)[i].pid, __ATOMIC_ACQUIRE);
+        if (pid && !alive(pid)) {
+            given += tb_sched_proc_reap(s, pid);
+        }
+    }
+    return given;
+}
+
+/* ---- choosing ------------------------------------------------------------ */
+
+apr_uint32_t tb_sched_model_hash(const char *model)
+{
+    apr_uint32_t h = 2166136261u;   /* FNV-1a */
+
+    for (; model && *model; ++model) {
+        h = (h ^ (unsigned char)*model) * 16777619u;
+    }
+    return h ? h : 1;
+}
+
+/* Marks in the caller's `excluded` flags that live only during a pick. */
+#define SKIP 0x80
+
+static int has_room(tb_sched_t *s, const tb_sched_cand_t *c)
+{
+    return !s || c->slot < 0 || !c->limit
+        || __atomic_load_n(&slots(s)[c->slot].in_flight, __ATOMIC_RELAXED) < c->limit;
+}
+
+static apr_uint32_t next_rnd(apr_uint32_t r)
+{
+    return r * 1664525u + 1013904223u;
+}
+
+tb_pick_t tb_sched_pick(tb_sched_t *s, int proc, const tb_sched_cand_t *c,
+                        int n, const unsigned char *excluded,
+                        const tb_sched_want_t *want, int *pidx)
+{
+    unsigned char *skip = (unsigned char *)excluded;
+    apr_uint32_t rnd = want->rnd;
+    int i, healthy_seen = 0, usable_seen = 0;
+    tb_pick_t result = TB_PICK_NONE;
+    apr_time_t r;
+
+    *pidx = -1;
+    /* the sticky candidate, while it is fit (or, strict, not marked) */
+    i = want->preferred;
+    if (i >= 0 && i < n && !excluded[i] && c[i].weight
+        && (r = tb_sched_ready_at(s, c[i].slot, want->model, want->now))
+           != APR_INT64_MAX
+        && (!r || want->strict)) {
+        if (lease_take(s, proc, c[i].slot, c[i].limit)) {
+            *pidx = i;
+            return TB_PICK_PREFERRED;
+        }
+        if (want->strict) {
+            return TB_PICK_FULL;
+        }
+    }
+
+    /* the highest tier with a healthy candidate that has room */
+    for (;;) {
+        int found = 0, best = 0, chosen = -1;
+        apr_uint64_t total = 0, point;
+
+        for (i = 0; i < n; ++i) {
+            if (excluded[i] & ~SKIP || !c[i].weight
+                || tb_sched_ready_at(s, c[i].slot, want->model, want->now)) {
+                continue;
+            }
+            healthy_seen = 1;
+            if (excluded[i] & SKIP || !has_room(s, &c[i])) {
+                continue;
+            }
+            if (!found || c[i].priority > best) {
+                best = c[i].priority;
+                found = 1;
+            }
+        }
+        if (!found) {
+            break;
+        }
+        for (i = 0; i < n; ++i) {
+            if (!excluded[i] && c[i].weight && c[i].priority == best
+                && has_room(s, &c[i])
+                && !tb_sched_ready_at(s, c[i].slot, want->model, want->now)) {
+                total += c[i].weight;
+            }
+        }
+        if (!total) {
+            continue;   /* a slot filled meanwhile: look again */
+        }
+        /* NB: rnd scaled into [0, total), not taken modulo total: a
+         * tier's total passes 2^32 with large weights (rnd % total would
+         * then never reach the last candidates), and the high bits are
+         * the good ones of next_rnd's generator */
+        point = rnd * (total >> 32)
+              + (((apr_uint64_t)rnd * (total & 0xffffffffu)) >> 32);
+        rnd = next_rnd(rnd);
+        for (i = 0; i < n && chosen < 0; ++i) {
+            if (!excluded[i] && c[i].weight && c[i].priority == best
+                && has_room(s, &c[i])
+                && !tb_sched_ready_at(s, c[i].slot, want->model, want->now)) {
+                if (point < c[i].weight) {
+                    chosen = i;
+                }
+                else {
+                    point -= c[i].weight;
+                }
+            }
+        }
+        if (chosen < 0) {
+            continue;
+        }
+        if (lease_take(s, proc, c[chosen].slot, c[chosen].limit)) {
+            *pidx = chosen;
+            result = TB_PICK_HEALTHY;
+            goto done;
+        }
+        skip[chosen] |= SKIP;   /* it filled up under us */
+    }
+    if (healthy_seen) {
+        result = TB_PICK_FULL;  /* wait for a healthy one */
+        goto done;
+    }
+
+    /* nothing healthy: the first to recover, so that one 429 never
+     * becomes an error for everyone */
+    for (;;) {
+        int chosen = -1;
+        apr_time_t first = 0;
+
+        for (i = 0; i < n; ++i) {
+            if (excluded[i] & ~SKIP || !c[i].weight
+                || (r = tb_sched_ready_at(s, c[i].slot, want->model, want->now))
+                   == APR_INT64_MAX) {
+                continue;
+            }
+            usable_seen = 1;
+            if (excluded[i] & SKIP || !has_room(s, &c[i])) {
+                continue;
+            }
+            if (chosen < 0 || r < first) {
+                chosen = i;
+                first = r;
+            }
+        }
+        if (chosen < 0) {
+            break;
+        }
+        if (lease_take(s, proc, c[chosen].slot, c[chosen].limit)) {
+            *pidx = chosen;
+            result = TB_PICK_RECOVERING;
+            goto done;
+        }
+        skip[chosen] |= SKIP;
+    }
+    result = usable_seen ? TB_PICK_FULL : TB_PICK_NONE;
+
+done:
+    for (i = 0; i < n; ++i) {
+        skip[i] &= (unsigned char)~SKIP;
+    }
+    return result;
+}
+
+/* ---- health --------------------------------------------------------------- */
+
+const char *tb_outcome_name(tb_outcome_t out)
+{
+    static const char *const names[TB_OUT__COUNT] = {
+        "ok", "rate_limited", "quota_exhausted", "credential_refused",
+        "server_error", "timeout", "connect_failed", "stream_failed"
+    };
+
+    return (unsigned int)out < TB_OUT__COUNT ? names[out] : "unknown";
+}
+
+/* The entry for `model`: its own, else a free one, else the one whose
+ * cooldown ended (or ends) first. Under the writer lock. */
+static cool_t *model_entry(slot_t *sl, apr_uint32_t model)
+{
+    cool_t *oldest = NULL;
+    int i;
+
+    for (i = 0; i < TB_SCHED_MODELS; ++i) {
+        if (sl->models[i].hash == model) {
+            return &sl->models[i];
+        }
+    }
+    for (i = 0; i < TB_SCHED_MODELS; ++i) {
+        cool_t *e = &sl->models[i];
+        if (!e->hash) {
+            return e;
+        }
+        if (!oldest || e->until < oldest->until) {
+            oldest = e;
+        }
+    }
+    cool_store(oldest, 0, TB_OUT_OK, 0, 0, 0);
+    return oldest;
+}
+
+/* The n-th brief cooldown in a row: doubled each time, up to the most. */
+static apr_interval_time_t backoff(const tb_sched_policy_t *pol,
+                                   apr_uint32_t streak)
+{
+    apr_interval_time_t d = pol->error;
+    apr_uint32_t i;
+
+    for (i = 1; i < streak && d < pol->error_max; ++i) {
+        d *= 2;
+    }
+    return d < pol->error_max ? d : pol->error_max;
+}
+
+/* A brief cooldown on `e` that doubles with repeats; a streak whose last
+ * cooldown ended long ago starts again. */
+static apr_interval_time_t cool_brief(cool_t *e, apr_uint32_t hash,
+                                      tb_outcome_t out, int status,
+                                      const tb_sched_policy_t *pol, apr_time_t now)
+{
+    apr_uint32_t streak = e->hash == hash ? e->streak : 0;
+    apr_interval_time_t d;
+
+    if (streak && (apr_time_t)e->until + pol->error_max < now) {
+        streak = 0;
+    }
+    d = backoff(pol, ++streak);
+    cool_store(e, hash, out, status, streak, now + d);
+    return d;
+}
+
+/* Does a success on this slot have anything to clear for `model`? */
+static int success_clears(const slot_t *sl, apr_uint32_t model)
+{
+    apr_uint32_t seq;
+    int clears, i;
+
+    do {
+        seq = read_begin(sl);
+        clears = LD64(&sl->account.until) != 0 || LD32(&sl->account.streak) != 0;
+        for (i = 0; i < TB_SCHED_MODELS && !clears; ++i) {
+            clears = LD32(&sl->models[i].hash) == model;
+        }
+    } while (read_retry(sl, seq));
+    return clears;
+}
+
+apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
+                                    tb_outcome_t out, int status,
+                                    apr_interval_time_t retry_after,
+                                    const tb_sched_policy_t *pol, apr_time_t now)
+{
+    apr_interval_time_t d = 0;
+    slot_t *sl;
+    cool_t *e;
+    int i;
+
+    if (!s || slot < 0 || (unsigned int)slot >= s->nslots) {
+        return 0;
+    }
+    sl = &slots(s)[slot];
+    if (out == TB_OUT_OK) {
+        __atomic_fetch_add(&sl->successes, 1, __ATOMIC_RELAXED);
+        ST64(&sl->last_success, (apr_uint64_t)now);
+        /* the common case writes nothing under the lock */
+        if (!success_clears(sl, model)) {
+            return 0;
+        }
+        write_begin(sl);
+        /* it answered: whatever kept it (or this model) away is over */
+        cool_store(&sl->account, 0, TB_OUT_OK, 0, 0, 0);
+        for (i = 0; i < TB_SCHED_MODELS; ++i) {
+            if (sl->models[i].hash == model) {
+                cool_store(&sl->models[i], 0, TB_OUT_OK, 0, 0, 0);
+            }
+        }
+        write_end(sl);
+        return 0;
+    }
+
+    __atomic_fetch_add(&sl->failures, 1, __ATOMIC_RELAXED);
+    ST64(&sl->last_failure, (apr_uint64_t)now);
+    ST32(&sl->last_status, (apr_uint32_t)status);
+    write_begin(sl);
+    ST32(&sl->last_outcome, (apr_uint32_t)out);
+    switch (out) {
+    case TB_OUT_RATE_LIMITED:
+        /* the upstream said how long; a burst is not an exhausted quota */
+        d = retry_after >= 0 ? retry_after : pol->rate_limit;
+        if (d > pol->rate_limit_max) {
+            d = pol->rate_limit_max;
+        }
+        e = model_entry(sl, model);
+        cool_store(e, model, out, status, e->hash == model ? e->streak + 1 : 1,
+                   now + d);
+        break;
+    case TB_OUT_QUOTA:
+        d = pol->quota;
+        cool_store(&sl->account, 0, out, status, sl->account.streak + 1, now + d);
+        break;
+    case TB_OUT_AUTH:
+        if (!sl->error_at) {
+            ST64(&sl->error_at, (apr_uint64_t)now);
+            ST32(&sl->error_status, (apr_uint32_t)status);
+            d = -1;   /* this report set the mark */
+        }
+        break;
+    case TB_OUT_CONNECT:
+        d = cool_brief(&sl->account, 0, out, status, pol, now);
+        break;
+    case TB_OUT_SERVER:
+    case TB_OUT_TIMEOUT:
+    case TB_OUT_STREAM:
+    default:
+        d = cool_brief(model_entry(sl, model), model, out, status, pol, now);
+        break;
+    }
+    write_end(sl);
+    return d;
+}
+
+int tb_sched_clear_error(tb_sched_t *s, int slot, apr_time_t before)
+{
+    slot_t *sl;
+    int cleared = 0;
+
+    if (!s || slot < 0 || (unsigned int)slot >= s->nslots) {
+        return 0;
+    }
+    sl = &slots(s)[slot];
+    if (!LD64(&sl->error_at)) {
+        return 0;
+    }
+    write_begin(sl);
+    if (sl->error_at && (apr_time_t)sl->error_at <= before) {
+        ST64(&sl->error_at, 0);
+        ST32(&sl->error_status, 0);
+        cleared = 1;
+    }
+    write_end(sl);
+    return cleared;
+}
+
+apr_status_t tb_sched_view(tb_sched_t *s, int slot, tb_sched_view_t *v)
+{
+    const slot_t *sl;
+    apr_uint32_t seq;
+    int i;
+
+    memset(v, 0, sizeof(*v));
+    if (!s || slot < 0 || (unsigned int)slot >= s->nslots) {
+        return APR_NOTFOUND;
+    }
+    sl = &slots(s)[slot];
+    if (!(v->account_id = (int)__atomic_load_n(&sl->account_id, __ATOMIC_ACQUIRE))) {
+        return APR_NOTFOUND;
+    }
+    do {
+        seq = read_begin(sl);
+        v->error_at = (apr_time_t)LD64(&sl->error_at);
+        v->error_status = (int)LD32(&sl->error_status);
+        v->last_outcome = (tb_outcome_t)LD32(&sl->last_outcome);
+        cool_copy(&v->account, &sl->account);
+        for (i = 0; i < TB_SCHED_MODELS; ++i) {
+            cool_copy(&v->models[i], &sl->models[i]);
+        }
+    } while (read_retry(sl, seq));
+    v->in_flight = __atomic_load_n(&sl->in_flight, __ATOMIC_RELAXED);
+    v->successes = LD64(&sl->successes);
+    v->failures = LD64(&sl->failures);
+    v->last_success = (apr_time_t)LD64(&sl->last_success);
+    v->last_failure = (apr_time_t)LD64(&sl->last_failure);
+    v->last_status = (int)LD32(&sl->last_status);
+    return APR_SUCCESS;
 }

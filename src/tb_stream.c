@@ -37,6 +37,7 @@ struct tb_stream_t {
     tb_ir_error_t *upstream_error;   /* points at err or NULL */
     tb_ir_error_t err;        /* the upstream's last error, copied into: */
     char err_message[512], err_code[96], err_type[64];
+    char response_id[128];    /* the upstream's id of its response */
 };
 
 apr_status_t tb_stream_create(tb_stream_t **pstream, apr_pool_t *p,
@@ -179,6 +180,13 @@ static apr_status_t on_ir(void *ctx, const tb_ir_ev_t *ev)
         s->flags |= F_END;
         break;
     case TB_EV_MARK:
+        break;
+    case TB_EV_START:
+        /* NB: an id longer than the room is nobody's: none is kept */
+        if (ev->id && !s->response_id[0] && strlen(ev->id) < sizeof(s->response_id)) {
+            apr_cpystrn(s->response_id, ev->id, sizeof(s->response_id));
+        }
+        s->flags |= F_OTHER;
         break;
     case TB_EV_FINISH:
         s->saw_finish = 1;
@@ -361,4 +369,9 @@ apr_status_t tb_stream_fail(tb_stream_t *s, const char *message,
     }
     apr_pool_clear(s->iterp);
     return rv;
+}
+
+const char *tb_stream_response_id(const tb_stream_t *s)
+{
+    return s->response_id[0] ? s->response_id : NULL;
 }

@@ -88,4 +88,8 @@ apr_time_t tb_stream_committed_at(const tb_stream_t *s);
  * failed; after it: what the client's failure says), or NULL. */
 const tb_ir_error_t *tb_stream_upstream_error(const tb_stream_t *s);
 
+/* The upstream's id of the response it streams (its START event), or
+ * NULL. */
+const char *tb_stream_response_id(const tb_stream_t *s);
+
 #endif /* TB_STREAM_H */

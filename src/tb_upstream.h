@@ -55,7 +55,9 @@ typedef struct tb_http_result_t {
     tb_up_error_t error;
     int status;                 /* HTTP status, 0 when none arrived */
     const char *content_type;   /* of the response, or NULL */
-    long retry_after;           /* seconds from Retry-After, -1 if none */
+    apr_interval_time_t retry_after; /* what the upstream asked to wait
+                                 * (retry-after-ms, else Retry-After), -1
+                                 * if nothing */
     apr_status_t sink_rv;       /* why the sink aborted */
     const char *detail;         /* transport error text, safe to log */
 } tb_http_result_t;

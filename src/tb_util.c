@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <apr_atomic.h>
+#include <apr_date.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
 
@@ -95,8 +96,11 @@ int tb_parse_long(const char *s, long min, long max, long *pv)
     return 1;
 }
 
-long tb_parse_retry_after(const char *value)
+#define RETRY_AFTER_MAX apr_time_from_sec(7 * 86400)
+
+apr_interval_time_t tb_parse_retry_after(const char *value, apr_time_t now)
 {
+    apr_time_t when;
     long v;
 
     if (!value) {
@@ -105,7 +109,39 @@ long tb_parse_retry_after(const char *value)
     while (apr_isspace(*value)) {
         ++value;
     }
-    return tb_parse_long(value, 0, 86400L * 7, &v) ? v : -1;
+    if (apr_isdigit(*value)) {
+        return tb_parse_long(value, 0, 86400L * 7, &v) ? apr_time_from_sec(v) : -1;
+    }
+    if ((when = apr_date_parse_http(value)) == APR_DATE_BAD) {
+        return -1;
+    }
+    return when <= now ? 0 : when - now > RETRY_AFTER_MAX ? RETRY_AFTER_MAX
+                                                         : when - now;
+}
+
+apr_interval_time_t tb_parse_retry_after_ms(const char *value)
+{
+    char *end;
+    double ms;
+
+    if (!value) {
+        return -1;
+    }
+    while (apr_isspace(*value)) {
+        ++value;
+    }
+    if (!apr_isdigit(*value)) {
+        return -1;   /* no sign, no "nan", no "inf" */
+    }
+    errno = 0;
+    ms = strtod(value, &end);
+    while (apr_isspace(*end)) {
+        ++end;
+    }
+    if (errno || *end || ms * 1000.0 > (double)RETRY_AFTER_MAX) {
+        return -1;
+    }
+    return (apr_interval_time_t)(ms * 1000.0);
 }
 
 apr_status_t tb_buf_append(tb_buf_t *b, apr_pool_t *p, const char *s,

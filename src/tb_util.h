@@ -23,9 +23,12 @@ void tb_random_seed(apr_uint64_t seed);
  * atomic counter). Not for secrets: only for spreading load. */
 apr_uint32_t tb_random_u32(void);
 
-/* Seconds given in a header value ("Retry-After": delta-seconds only, the
- * HTTP-date form is rare on APIs): -1 when absent or unparsable. */
-long tb_parse_retry_after(const char *value);
+/* How long an upstream asks to wait, in microseconds; -1 when absent or
+ * unparsable. Retry-After: delta-seconds, or an HTTP-date (relative to
+ * `now`; a date in the past is 0). retry-after-ms (OpenAI's, which its
+ * SDKs prefer): milliseconds, fractions allowed. At most a week. */
+apr_interval_time_t tb_parse_retry_after(const char *value, apr_time_t now);
+apr_interval_time_t tb_parse_retry_after_ms(const char *value);
 
 /* Is `s` exactly a decimal integer in [min, max]? Stores it in *pv. */
 int tb_parse_long(const char *s, long min, long max, long *pv);

@@ -217,3 +217,13 @@ apr_status_t tb_db_catalog_load(server_rec *s, apr_pool_t *p, apr_pool_t *cp,
     }
     return rv;
 }
+
+apr_status_t tb_db_account_mark_error(server_rec *s, apr_pool_t *p,
+                                      int account_id, const char *reason)
+{
+    (void)s;
+    (void)p;
+    (void)account_id;
+    (void)reason;
+    return APR_SUCCESS;
+}

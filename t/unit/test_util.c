@@ -157,22 +157,45 @@ static void parse_long(void)
 
 static void retry_after(void)
 {
-    OK(tb_parse_retry_after("2") == 2, "retry_after \"2\" = 2");
-    OK(tb_parse_retry_after(" 3") == 3, "retry_after \" 3\" = 3");
-    OK(tb_parse_retry_after("\t 7") == 7, "retry_after \"\\t 7\" = 7");
-    OK(tb_parse_retry_after("0") == 0, "retry_after \"0\" = 0");
-    OK(tb_parse_retry_after("3600") == 3600, "retry_after \"3600\" = 3600");
-    OK(tb_parse_retry_after("-1") == -1, "retry_after \"-1\": unparsable (-1)");
-    OK(tb_parse_retry_after("-5") == -1, "retry_after \"-5\": unparsable (-1)");
-    OK(tb_parse_retry_after("abc") == -1, "retry_after \"abc\": -1");
-    OK(tb_parse_retry_after("") == -1, "retry_after \"\": -1");
-    OK(tb_parse_retry_after("   ") == -1, "retry_after blanks only: -1");
-    OK(tb_parse_retry_after("1.5") == -1, "retry_after \"1.5\": -1");
-    OK(tb_parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == -1,
-       "retry_after HTTP-date form: -1 (not supported)");
-    OK(tb_parse_retry_after("99999999999999999999") == -1,
+    apr_time_t now = apr_time_from_sec(1445412480);   /* 21 Oct 2015 07:28:00 */
+
+    OK(tb_parse_retry_after("2", now) == apr_time_from_sec(2),
+       "retry_after \"2\" = 2 s");
+    OK(tb_parse_retry_after(" 3", now) == apr_time_from_sec(3),
+       "retry_after \" 3\" = 3 s");
+    OK(tb_parse_retry_after("\t 7", now) == apr_time_from_sec(7),
+       "retry_after \"\\t 7\" = 7 s");
+    OK(tb_parse_retry_after("0", now) == 0, "retry_after \"0\" = 0");
+    OK(tb_parse_retry_after("3600", now) == apr_time_from_sec(3600),
+       "retry_after \"3600\" = 3600 s");
+    OK(tb_parse_retry_after("-1", now) == -1, "retry_after \"-1\": unparsable (-1)");
+    OK(tb_parse_retry_after("-5", now) == -1, "retry_after \"-5\": unparsable (-1)");
+    OK(tb_parse_retry_after("abc", now) == -1, "retry_after \"abc\": -1");
+    OK(tb_parse_retry_after("", now) == -1, "retry_after \"\": -1");
+    OK(tb_parse_retry_after("   ", now) == -1, "retry_after blanks only: -1");
+    OK(tb_parse_retry_after("1.5", now) == -1, "retry_after \"1.5\": -1");
+    OK(tb_parse_retry_after("Wed, 21 Oct 2015 07:28:30 GMT", now)
+       == apr_time_from_sec(30), "retry_after HTTP-date 30 s ahead = 30 s");
+    OK(tb_parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now) == 0,
+       "retry_after HTTP-date in the past = 0");
+    OK(tb_parse_retry_after("Fri, 21 Oct 2016 07:28:00 GMT", now)
+       == apr_time_from_sec(7 * 86400), "retry_after HTTP-date a year ahead: "
+       "a week at most");
+    OK(tb_parse_retry_after("99999999999999999999", now) == -1,
        "retry_after absurdly large: -1");
-    OK(tb_parse_retry_after(NULL) == -1, "retry_after NULL (absent): -1");
+    OK(tb_parse_retry_after(NULL, now) == -1, "retry_after NULL (absent): -1");
+    OK(tb_parse_retry_after_ms("300") == apr_time_from_msec(300),
+       "retry-after-ms \"300\" = 300 ms");
+    OK(tb_parse_retry_after_ms(" 1.5") == 1500, "retry-after-ms \"1.5\" = 1500 us");
+    OK(tb_parse_retry_after_ms("0") == 0, "retry-after-ms \"0\" = 0");
+    OK(tb_parse_retry_after_ms("-3") == -1 && tb_parse_retry_after_ms("nan") == -1
+       && tb_parse_retry_after_ms("inf") == -1 && tb_parse_retry_after_ms("1e400") == -1,
+       "retry-after-ms: negative, nan, inf and overflow are unparsable");
+    OK(tb_parse_retry_after_ms("300ms") == -1 && tb_parse_retry_after_ms("") == -1
+       && tb_parse_retry_after_ms(NULL) == -1,
+       "retry-after-ms: trailing junk, empty, absent: -1");
+    OK(tb_parse_retry_after_ms("604800001") == -1,
+       "retry-after-ms: more than a week: -1");
 }
 
 static int cmp_u32(const void *a, const void *b)
