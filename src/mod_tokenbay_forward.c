@@ -882,6 +882,8 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
                 queue_until = queued_at + tb_conf_queue_timeout(dc);
             }
             if (sr.want.now >= queue_until || client_hung_up(r)) {
+                apr_table_setn(r->notes, "TOKENBAY_QUEUE_MS", apr_ltoa(r->pool,
+                               (long)apr_time_as_msec(sr.want.now - queued_at)));
                 full = 1;
                 break;
             }

@@ -81,3 +81,37 @@ $A account add rnostore --protocol openai-responses --capabilities '' --base-url
 $A account add claude --protocol anthropic-messages --base-url "$M/claude/v1" \
     --credential sk-claude-secret-nnnn4444 --groups dialects --models claude-model
 $A key add --group dialects --name test-dialects --key tb-test-dialects-key-010
+
+# ---- scheduling (t/api/16_scheduling.t, on the tb_sched virtual host) ----
+# group "sched", key tb-test-sched-key-000011; one model per behaviour, each
+# with accounts of its own (cooldowns and error marks outlive a test case)
+$A group add sched
+for m in sched-weights sched-tier sched-limit sched-cool sched-all sched-auth \
+         sched-sticky sched-resp sched-restart sched-late; do
+    $A model add $m --owned-by tokenbay
+done
+acct() { # NAME MODEL [account add options...]
+    local n=$1 m=$2; shift 2
+    $A account add "$n" --base-url "$M/$n/v1" --credential "sk-$n-secret-0000aaaa" \
+        --groups sched --models "$m" "$@"
+}
+acct w1 sched-weights --weight 1
+acct w3 sched-weights --weight 3
+acct tier-hi sched-tier --priority 10
+acct tier-lo sched-tier --priority 0
+acct lim-a sched-limit --priority 10 --max-concurrency 2
+acct lim-b sched-limit --priority 0 --max-concurrency 1
+acct cool-a sched-cool --priority 10
+acct cool-b sched-cool --priority 5
+acct all-a sched-all
+acct all-b sched-all
+acct auth-a sched-auth --priority 10
+acct auth-b sched-auth --priority 0
+acct st-a sched-sticky
+acct st-b sched-sticky
+acct rs-a sched-resp --protocol openai-responses
+acct rs-b sched-resp --protocol openai-responses
+acct gr-a sched-restart --priority 10
+acct gr-b sched-restart --priority 0
+acct late-old sched-late
+$A key add --group sched --name test-sched --key tb-test-sched-key-000011
