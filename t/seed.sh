@@ -87,7 +87,8 @@ $A key add --group dialects --name test-dialects --key tb-test-dialects-key-010
 # with accounts of its own (cooldowns and error marks outlive a test case)
 $A group add sched
 for m in sched-weights sched-tier sched-limit sched-cool sched-all sched-auth \
-         sched-sticky sched-resp sched-restart sched-late; do
+         sched-sticky sched-resp sched-restart sched-late sched-quota sched-pm1 \
+         sched-pm2 sched-conn; do
     $A model add $m --owned-by tokenbay
 done
 acct() { # NAME MODEL [account add options...]
@@ -114,4 +115,12 @@ acct rs-b sched-resp --protocol openai-responses
 acct gr-a sched-restart --priority 10
 acct gr-b sched-restart --priority 0
 acct late-old sched-late
+acct quota-a sched-quota --priority 10
+acct quota-b sched-quota --priority 0
+acct pm-a sched-pm1,sched-pm2 --priority 10
+acct pm-b sched-pm1,sched-pm2 --priority 0
+# nothing listens on port 1: connections are refused
+$A account add conn-x --base-url "http://127.0.0.1:1/v1" --credential sk-conn-x-secret-0000aaaa \
+    --priority 10 --groups sched --models sched-conn
+acct conn-y sched-conn --priority 0
 $A key add --group sched --name test-sched --key tb-test-sched-key-000011

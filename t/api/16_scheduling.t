@@ -17,7 +17,7 @@ use TB::Test;
 
 use constant KEY => 'tb-test-sched-key-000011';
 
-plan tests => 75;
+plan tests => 99;
 
 Apache::TestRequest::module('tb_sched');
 my $MOCK = 'http://127.0.0.1:' . ($ENV{TB_MOCK_PORT} || 18080) . '/a';
@@ -360,6 +360,60 @@ mock_reset();
         '--models', 'sched-late');
     is($rc, 0, 'tokenbay-admin account add late-new (priority 10)') or diag $out;
     ok(wait_for(sub { who(ask('sched-late')) eq 'late-new' }), 'late-new takes traffic after the catalogue reload');
+}
+
+# ---- what cools what: quota, one model, a refused connection ------------------------------
+{
+    mock_reset();
+    mock_script('quota-a', { status => 429, body => { error => { message => 'You exceeded your current quota',
+        type => 'insufficient_quota', code => 'insufficient_quota' } } });
+    is(who(ask('sched-quota')), 'quota-b', 'insufficient_quota from quota-a: quota-b answers');
+    my $c = acct('quota-a')->{cooldown} || {};
+    is($c->{reason} // '', 'quota_exhausted', 'the whole account cools, for an exhausted quota ...');
+    ok(num($c->{remaining_ms}) > 20000, "... for long (TokenBayQuotaCooldown 30: $c->{remaining_ms} ms left)");
+
+    mock_script('pm-a', { status => 429, headers => { 'Retry-After' => '5' } });
+    is(who(ask('sched-pm1')), 'pm-b', 'a 429 for one model: that model moves to pm-b ...');
+    is(who(ask('sched-pm2')), 'pm-a', '... while pm-a keeps serving its other model');
+    my @m = map { $_->{model} } @{ acct('pm-a')->{models_cooling} || [] };
+    is_deeply(\@m, [ 'sched-pm1' ], '... the status page lists the one model cooling');
+
+    my $r = ask('sched-conn');
+    is(who($r), 'conn-y', 'connection refused by conn-x: conn-y answers');
+    is(field(log_of($r), 'attempts'), '2', '... on the second attempt');
+    $r = ask('sched-conn');
+    is(field(log_of($r), 'attempts'), '1', 'then conn-x cools: the next request goes straight to conn-y');
+    is((acct('conn-x')->{cooldown} || {})->{reason} // '', 'connect_failed', '... the status page says why');
+}
+
+# ---- the status page and tokenbay-admin account status ---------------------------------------
+{
+    my $r = Apache::TestRequest::GET('/tokenbay-status');
+    is($r->code, 200, 'the status page answers');
+    like($r->header('Content-Type') // '', qr{^application/json}, '... in JSON');
+    my $all = $r->content;
+    unlike($all, qr/secret|\/a\/|127\.0\.0\.1:/, '... with no credential and no upstream URL');
+    is(status()->{object}, 'tokenbay.status', '... object tokenbay.status');
+    $r = Apache::TestRequest::GET('/tokenbay-status?format=text');
+    like($r->header('Content-Type') // '', qr{^text/plain}, '?format=text: a text table');
+    like($r->content, qr/^quota-a\s+cooling/m, '... a line per account with its status');
+    $r = Apache::TestRequest::GET('/tokenbay-status?account=cool-b');
+    my $j = json_of($r);
+    is(scalar @{ $j->{accounts} || [] }, 1, '?account=cool-b: one account');
+    ok(num($j->{accounts}[0]{successes}) >= 5, '... with its successes counted');
+    error_is(Apache::TestRequest::GET('/tokenbay-status?account=nope'), 404, 'account_not_found',
+             '?account=unknown: 404');
+    is(Apache::TestRequest::POST('/tokenbay-status', content => '')->code, 405, 'POST: 405');
+
+    my $url = Apache::TestRequest::resolve_url('/tokenbay-status');
+    my ($rc, $out) = admin('account', 'status', 'quota-a', '--url', $url);
+    is($rc, 0, 'tokenbay-admin account status quota-a') or diag $out;
+    like($out, qr/quota-a.*cooling/, '... shows it cooling');
+    ($rc, $out) = admin('account', 'status', '--json', '--url', $url);
+    my $parsed = eval { JSON::PP->new->decode($out) } || {};
+    ok((grep { $_->{name} eq 'conn-x' } @{ $parsed->{accounts} || [] }), '... --json: the page as JSON');
+    ($rc, $out) = admin('account', 'status', 'nope', '--url', $url);
+    is($rc, 1, '... an unknown account: exit 1');
 }
 
 # ---- a graceful restart keeps cooldowns -------------------------------------------------------
