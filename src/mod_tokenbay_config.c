@@ -327,14 +327,23 @@ static const char *set_queue_timeout(cmd_parms *cmd, void *dconf, const char *ar
     return err;
 }
 
-/* The server-wide durations, one setter: cmd->info is the field's offset. */
+/* The scheduler's durations, one setter: cmd->info is the field's offset.
+ * At most 30 days: sums and doublings stay far from overflow, and
+ * memcache reads a longer expiry as a date. */
+#define MAX_SCHED_DURATION apr_time_from_sec(30 * 86400)
+
 static const char *set_srv_duration(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
     char *sc = (char *)tb_conf_srv(cmd->server);
+    apr_interval_time_t *pv =
+        (apr_interval_time_t *)(sc + (apr_size_t)(apr_uintptr_t)cmd->info);
 
-    return err ? err : parse_duration(cmd, arg, apr_time_from_msec(1),
-        (apr_interval_time_t *)(sc + (apr_size_t)(apr_uintptr_t)cmd->info));
+    if (!err && !(err = parse_duration(cmd, arg, apr_time_from_msec(1), pv))
+        && *pv > MAX_SCHED_DURATION) {
+        err = invalid(cmd, "at most 30 days (720h)");
+    }
+    return err;
 }
 
 #define SRV_DURATION(name, field, help) \

@@ -343,7 +343,7 @@ apr_status_t tb_db_account_mark_error(server_rec *s, apr_pool_t *p,
                                   args)) != 0) {
         const char *why = apr_dbd_error(dbd->driver, dbd->handle, rc);
 
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, TB_LOGNO(11)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, TB_LOGNO(55)
                      "query %s failed (error %d%s%s)", Q_ACCT_ERR, rc,
                      why && *why ? ": " : "", why ? why : "");
         rv = APR_EGENERAL;

@@ -558,6 +558,7 @@ typedef struct sched_req_t {
     tb_sched_want_t want;
     const char *resp_key;        /* sticky key of previous_response_id */
     const char *session_key;     /* sticky key of the session */
+    long key_id;                 /* the gateway key's */
     int sticky_from;             /* the layer of want.preferred: 1 or 2 */
     tb_sched_policy_t policy;
 } sched_req_t;
@@ -596,10 +597,17 @@ static const char *session_key(request_rec *r, const tb_req_info_t *info,
     return apr_psprintf(r->pool, "tb:s:%ld:%.32s", key_id, hex);
 }
 
-static const char *response_key(apr_pool_t *p, const char *id)
+/* The sticky key of a response id: scoped by gateway key (another key's
+ * id finds nothing), and hashed, so that it fits every provider's keys. */
+static const char *response_key(apr_pool_t *p, const char *id, long key_id)
 {
-    return id && *id && strlen(id) <= MAX_ID_LEN
-           ? apr_pstrcat(p, "tb:r:", id, NULL) : NULL;
+    char hex[TB_SHA256_HEX_LEN + 1];
+
+    if (!id || !*id || strlen(id) > MAX_ID_LEN) {
+        return NULL;
+    }
+    tb_sha256_hex(id, strlen(id), hex);
+    return apr_psprintf(p, "tb:r:%ld:%.32s", key_id, hex);
 }
 
 /* The candidate serving account `id`, or -1. */
@@ -623,6 +631,7 @@ static void sched_init(sched_req_t *sr, request_rec *r, const tb_req_info_t *inf
     int i, n = routes->nelts;
 
     memset(sr, 0, sizeof(*sr));
+    sr->key_id = key_id;
     sr->table = tb_shared_sched();
     sr->cands = apr_pcalloc(r->pool, (n ? n : 1) * sizeof(*sr->cands));
     for (i = 0; i < n; ++i) {
@@ -640,7 +649,8 @@ static void sched_init(sched_req_t *sr, request_rec *r, const tb_req_info_t *inf
      * alone holds it */
     if (info->op != TB_OP_CHAT) {
         sr->resp_key = response_key(r->pool,
-                                    body_string(r, info, "previous_response_id"));
+                                    body_string(r, info, "previous_response_id"),
+                                    key_id);
     }
     if (sr->resp_key) {
         sr->want.preferred = cand_of_account(rt, n, tb_sticky_get(r, sr->resp_key));
@@ -735,7 +745,8 @@ static tb_outcome_t failure_outcome(request_rec *r, const tb_route_t *rt,
  * database once, by the request that set it. */
 static void report(request_rec *r, sched_req_t *sr, const tb_route_t *rt,
                    int idx, tb_outcome_t out, int status,
-                   apr_interval_time_t retry_after, const char *code)
+                   apr_interval_time_t retry_after, const char *code,
+                   apr_time_t started)
 {
     const tb_account_t *acct = rt->account;
     apr_interval_time_t d;
@@ -744,11 +755,14 @@ static void report(request_rec *r, sched_req_t *sr, const tb_route_t *rt,
         return;
     }
     d = tb_sched_report(sr->table, sr->cands[idx].slot, sr->want.model, out,
-                        status, retry_after, &sr->policy, apr_time_now());
+                        status, retry_after, &sr->policy, started, apr_time_now());
+    if (out == TB_OUT_AUTH && sr->cands[idx].slot < 0) {
+        d = -1;   /* no slot to hold the mark: the database holds it */
+    }
     if (d < 0) {
-        /* NB: the upstream's error code only: its message may quote the
-         * credential */
-        const char *reason = apr_psprintf(r->pool, "upstream answered HTTP %d%s%s",
+        /* NB: the upstream's error code only (bounded): its message may
+         * quote the credential */
+        const char *reason = apr_psprintf(r->pool, "upstream answered HTTP %d%s%.96s",
                                           status, code ? ": " : "",
                                           code ? code : "");
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, TB_LOGNO(53)
@@ -782,7 +796,7 @@ static void remember(fwd_t *f, sched_req_t *sr, const tb_route_t *rt,
     /* only an id the client sees is worth keeping: the account's own,
      * when it speaks the client's dialect */
     if (rt->account->dialect == f->client && f->info->op == TB_OP_RESPONSES
-        && (key = response_key(r->pool, response_id))) {
+        && (key = response_key(r->pool, response_id, sr->key_id))) {
         tb_sticky_set(r, key, rt->account->id, tb_conf_response_ttl(sc));
     }
 }
@@ -895,8 +909,11 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
         lease = tb_shared_lease(r, sr.cands[idx].slot);
         tried[idx] = 1;
         apr_table_setn(r->notes, "TOKENBAY_SCHED", layer_name(pick, &sr));
-        sr.want.preferred = -1;   /* failover: the others, by the usual rules */
-        sr.want.strict = 0;
+        if (sr.sticky_from != 1) {
+            /* failover: the others, by the usual rules; but a response is
+             * continued by its account or not at all */
+            sr.want.preferred = -1;
+        }
         if (queued_at) {
             apr_table_setn(r->notes, "TOKENBAY_QUEUE_MS", apr_ltoa(r->pool,
                            (long)apr_time_as_msec(sr.want.now - queued_at)));
@@ -934,6 +951,9 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
         apr_table_setn(r->notes, "TOKENBAY_ATTEMPTS", apr_itoa(r->pool, attempts));
 
         rv = tb_curl_perform(tb_state_curl_pool(), &req, &sink, r->pool, &res);
+        /* the exchange with the account is over (a stream included): its
+         * slot goes back now, not when a slow client has read the rest */
+        tb_shared_lease_end(r, lease);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, TB_LOGNO(40)
                           "cannot set up an upstream request");
@@ -951,10 +971,17 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
             int status = finish_committed(&a, &res);
             const char *outcome = apr_table_get(r->notes, "TOKENBAY_OUTCOME");
 
-            /* the account answered; only a stream it broke speaks against it */
-            report(r, &sr, &rt[idx], idx, !strcmp(outcome, "ok") ? TB_OUT_OK
-                   : !strcmp(outcome, "interrupted") ? TB_OUT_STREAM : TB_OUT__COUNT,
-                   res.status, -1, NULL);
+            /* the account answered; only a stream it broke speaks against
+             * it, not one the gateway's own limits stopped */
+            out = TB_OUT__COUNT;
+            if (!strcmp(outcome, "ok")) {
+                out = TB_OUT_OK;
+            }
+            else if (!strcmp(outcome, "interrupted") && res.sink_rv != APR_ENOSPC
+                     && res.error != TB_UP_TIMEOUT) {
+                out = TB_OUT_STREAM;
+            }
+            report(r, &sr, &rt[idx], idx, out, res.status, -1, NULL, a.started);
             remember(&f, &sr, &rt[idx], tb_stream_response_id(a.stream));
             return status;
         }
@@ -965,7 +992,8 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
         if (res.error == TB_UP_OK && !a.streaming && !status_retryable(res.status)) {
             apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_STATUS",
                            apr_itoa(r->pool, res.status));
-            report(r, &sr, &rt[idx], idx, TB_OUT_OK, res.status, -1, NULL);
+            report(r, &sr, &rt[idx], idx, res.status >= 200 && res.status < 300
+                   ? TB_OUT_OK : TB_OUT__COUNT, res.status, -1, NULL, a.started);
             remember(&f, &sr, &rt[idx], answer_id(r, &a.buf));
             return answer_buffered(&f, &rt[idx], &a.buf);
         }
@@ -980,9 +1008,13 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
             return tb_respond_error(r, &err);
         }
         out = failure_outcome(r, &rt[idx], &a, &res, &code);
-        report(r, &sr, &rt[idx], idx, out, res.status, res.retry_after, code);
+        report(r, &sr, &rt[idx], idx, out, res.status, res.retry_after, code,
+               a.started);
         note_failure(r, acct->name, attempts, &a, &res, &fail);
-        tb_shared_lease_end(r, lease);
+    }
+    if (full && client_hung_up(r)) {
+        apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "client_aborted");
+        return OK;
     }
     if (full && !attempts) {
         return answer_full(r, info->model);

@@ -477,10 +477,12 @@ static void warn_account(void *ctx, const tb_account_t *a)
     if (a->capabilities) {
         tb_caps_parse(a->capabilities, &unknown, p);
     }
-    if (a->dialect && !unknown && !a->unusable) {
+    if (a->dialect && !unknown && !a->unusable
+        && (a->sched_slot >= 0 || !tb_shared_sched())) {
         return;
     }
-    why = a->unusable ? a->unusable : !a->dialect ? "protocol" : "capability";
+    why = a->unusable ? a->unusable : !a->dialect ? "protocol"
+        : unknown ? "capability" : "slot";
     key = apr_psprintf(p, "%d:%s:%s:%s", a->id, a->protocol,
                        a->capabilities ? a->capabilities : "", why);
     apr_thread_mutex_lock(warned.mutex);
@@ -498,6 +500,12 @@ static void warn_account(void *ctx, const tb_account_t *a)
     if (a->unusable) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, st->s, TB_LOGNO(23)
                      "account %s is not scheduled: its %s", a->name, a->unusable);
+    }
+    else if (a->dialect && !unknown) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, st->s, TB_LOGNO(24)
+                     "account %s has no slot in the scheduler table (it is "
+                     "full: raise TokenBaySchedulerSlots): its max_concurrency, "
+                     "cooldowns and error mark are not enforced", a->name);
     }
     else if (!a->dialect) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, st->s, TB_LOGNO(21)

@@ -4,8 +4,11 @@
  */
 #include "tb_sched.h"
 
-#include <string.h>
+#include <errno.h>
 #include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
 
 /* The table lives in memory shared by processes that may run different
  * builds during a graceful restart: its layout is versioned, and nothing
@@ -13,7 +16,7 @@
  * and Clang), which work on shared memory as on any other. */
 
 #define MAGIC  0x54425343u   /* "TBSC" */
-#define LAYOUT 1u
+#define LAYOUT 2u
 
 #define LD32(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define LD64(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -27,6 +30,8 @@ typedef struct cool_t {
     apr_uint32_t status;
     apr_uint32_t streak;
     apr_uint64_t until;      /* apr_time_t; 0 none */
+    apr_uint64_t set_at;     /* when it was set: a success clears only
+                              * what was set before its attempt began */
 } cool_t;
 
 typedef struct slot_t {
@@ -34,7 +39,7 @@ typedef struct slot_t {
     apr_uint32_t in_flight;
     apr_uint32_t seq;        /* sequence lock over the health below: odd
                               * while a writer is at work */
-    apr_uint32_t lock;       /* writers' lock */
+    apr_uint32_t lock;       /* writers' lock: the writer's pid, 0 free */
     apr_uint64_t error_at;
     apr_uint32_t error_status;
     apr_uint32_t last_outcome;
@@ -141,13 +146,41 @@ int tb_sched_slot(tb_sched_t *s, int account_id)
 
 /* ---- the sequence lock over a slot's health -------------------------------- */
 
+/* Spins before asking whether a lock holder is still alive. */
+#define SPINS_BEFORE_CHECK 1024
+
+static int pid_alive(apr_uint32_t pid)
+{
+    return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
+}
+
+/* A writer that died holding the lock (a crash, a kill mid-write) would
+ * stop every reader and writer of the slot: whoever finds it dead takes
+ * the lock over, ends its write, and lets go. What it half wrote stays;
+ * each field is whole, and the next report overwrites them. */
+static void repair(slot_t *sl, apr_uint32_t holder, apr_uint32_t me)
+{
+    if (holder && holder != me && !pid_alive(holder)
+        && __atomic_compare_exchange_n(&sl->lock, &holder, me, 0,
+                                       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        if (__atomic_load_n(&sl->seq, __ATOMIC_RELAXED) & 1) {
+            __atomic_fetch_add(&sl->seq, 1, __ATOMIC_RELEASE);
+        }
+        __atomic_store_n(&sl->lock, 0, __ATOMIC_RELEASE);
+    }
+}
+
 static void write_begin(slot_t *sl)
 {
-    apr_uint32_t expected = 0;
+    apr_uint32_t me = (apr_uint32_t)getpid(), holder = 0;
+    unsigned int spins = 0;
 
-    while (!__atomic_compare_exchange_n(&sl->lock, &expected, 1, 0,
+    while (!__atomic_compare_exchange_n(&sl->lock, &holder, me, 0,
                                         __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-        expected = 0;
+        if (++spins % SPINS_BEFORE_CHECK == 0) {
+            repair(sl, holder, me);
+        }
+        holder = 0;
         sched_yield();
     }
     __atomic_fetch_add(&sl->seq, 1, __ATOMIC_RELAXED);
@@ -161,11 +194,16 @@ static void write_end(slot_t *sl)
     __atomic_store_n(&sl->lock, 0, __ATOMIC_RELEASE);
 }
 
-static apr_uint32_t read_begin(const slot_t *sl)
+static apr_uint32_t read_begin(slot_t *sl)
 {
+    unsigned int spins = 0;
     apr_uint32_t seq;
 
     while ((seq = __atomic_load_n(&sl->seq, __ATOMIC_ACQUIRE)) & 1) {
+        if (++spins % SPINS_BEFORE_CHECK == 0) {
+            repair(sl, __atomic_load_n(&sl->lock, __ATOMIC_RELAXED),
+                   (apr_uint32_t)getpid());
+        }
         sched_yield();
     }
     return seq;
@@ -187,19 +225,41 @@ static void cool_copy(tb_sched_cool_t *to, const cool_t *from)
 }
 
 static void cool_store(cool_t *c, apr_uint32_t hash, tb_outcome_t reason,
-                       int status, apr_uint32_t streak, apr_time_t until)
+                       int status, apr_uint32_t streak, apr_time_t until,
+                       apr_time_t now)
 {
     ST32(&c->hash, hash);
     ST32(&c->reason, (apr_uint32_t)reason);
     ST32(&c->status, (apr_uint32_t)status);
     ST32(&c->streak, streak);
     ST64(&c->until, (apr_uint64_t)until);
+    ST64(&c->set_at, (apr_uint64_t)now);
+}
+
+static void cool_clear(cool_t *c)
+{
+    cool_store(c, 0, TB_OUT_OK, 0, 0, 0, 0);
+}
+
+/* A cooldown until `until` on `c` (for `hash`): a longer one already
+ * there stands (a 429 of a minute is not shortened by a 500 of a
+ * second); the streak counts either way. */
+static void cool_extend(cool_t *c, apr_uint32_t hash, tb_outcome_t reason,
+                        int status, apr_uint32_t streak, apr_time_t until,
+                        apr_time_t now)
+{
+    if (c->hash == hash && (apr_time_t)c->until > until) {
+        ST32(&c->streak, streak);
+        ST64(&c->set_at, (apr_uint64_t)now);
+        return;
+    }
+    cool_store(c, hash, reason, status, streak, until, now);
 }
 
 apr_time_t tb_sched_ready_at(tb_sched_t *s, int slot, apr_uint32_t model,
                              apr_time_t now)
 {
-    const slot_t *sl;
+    slot_t *sl;
     apr_time_t until;
     apr_uint32_t seq;
     int i, error;
@@ -238,16 +298,23 @@ static int lease_take(tb_sched_t *s, int proc, int slot, unsigned int limit)
         return 1;
     }
     sl = &slots(s)[slot];
+    /* NB: the process's count first, the slot's after (and release in the
+     * other order): a process that dies between the two leaves the slot
+     * counted one short, never one over for good (the count is clamped
+     * at zero when the slot drains) */
+    if (proc >= 0 && (unsigned int)proc < s->nprocs) {
+        __atomic_fetch_add(&leases(s, proc)[slot], 1, __ATOMIC_RELAXED);
+    }
     cur = __atomic_load_n(&sl->in_flight, __ATOMIC_RELAXED);
     do {
         if (limit && cur >= limit) {
+            if (proc >= 0 && (unsigned int)proc < s->nprocs) {
+                __atomic_fetch_sub(&leases(s, proc)[slot], 1, __ATOMIC_RELAXED);
+            }
             return 0;
         }
     } while (!__atomic_compare_exchange_n(&sl->in_flight, &cur, cur + 1, 1,
                                           __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
-    if (proc >= 0 && (unsigned int)proc < s->nprocs) {
-        __atomic_fetch_add(&leases(s, proc)[slot], 1, __ATOMIC_RELAXED);
-    }
     return 1;
 }
 
@@ -270,20 +337,17 @@ void tb_sched_release(tb_sched_t *s, int slot, int proc)
     if (!s || slot < 0 || (unsigned int)slot >= s->nslots) {
         return;
     }
+    in_flight_sub(&slots(s)[slot], 1);
     if (proc >= 0 && (unsigned int)proc < s->nprocs) {
         apr_uint32_t *l = &leases(s, proc)[slot];
         apr_uint32_t cur = __atomic_load_n(l, __ATOMIC_RELAXED);
         do {
             if (!cur) {
-                break;   /* reaped meanwhile: the count was given back */
+                break;
             }
         } while (!__atomic_compare_exchange_n(l, &cur, cur - 1, 1,
                                               __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
-        if (!cur) {
-            return;
-        }
     }
-    in_flight_sub(&slots(s)[slot], 1);
 }
 
 /* ---- processes ---------------------------------------------------------- */
@@ -327,6 +391,9 @@ unsigned int tb_sched_proc_reap(tb_sched_t *s, apr_uint32_t pid)
             if (n) {
                 in_flight_sub(&slots(s)[j], n);
                 given += n;
+            }
+            if (__atomic_load_n(&slots(s)[j].lock, __ATOMIC_RELAXED) == pid) {
+                repair(&slots(s)[j], pid, (apr_uint32_t)getpid());
             }
         }
         __atomic_store_n(&procs(s)[i].pid, 0, __ATOMIC_RELEASE);
@@ -377,29 +444,35 @@ static apr_uint32_t next_rnd(apr_uint32_t r)
 }
 
 tb_pick_t tb_sched_pick(tb_sched_t *s, int proc, const tb_sched_cand_t *c,
-                        int n, const unsigned char *excluded,
+                        int n, unsigned char *excluded,
                         const tb_sched_want_t *want, int *pidx)
 {
-    unsigned char *skip = (unsigned char *)excluded;
+    unsigned char *skip = excluded;
     apr_uint32_t rnd = want->rnd;
     int i, healthy_seen = 0, usable_seen = 0;
     tb_pick_t result = TB_PICK_NONE;
     apr_time_t r;
 
     *pidx = -1;
-    /* the sticky candidate, while it is fit (or, strict, not marked) */
     i = want->preferred;
-    if (i >= 0 && i < n && !excluded[i] && c[i].weight
-        && (r = tb_sched_ready_at(s, c[i].slot, want->model, want->now))
-           != APR_INT64_MAX
-        && (!r || want->strict)) {
-        if (lease_take(s, proc, c[i].slot, c[i].limit)) {
-            *pidx = i;
-            return TB_PICK_PREFERRED;
+    if (want->strict && i >= 0 && i < n) {
+        /* it alone holds what the request refers to: it, or nothing */
+        if (excluded[i] || tb_sched_ready_at(s, c[i].slot, want->model, want->now)
+                           == APR_INT64_MAX) {
+            return TB_PICK_NONE;
         }
-        if (want->strict) {
+        if (!lease_take(s, proc, c[i].slot, c[i].limit)) {
             return TB_PICK_FULL;
         }
+        *pidx = i;
+        return TB_PICK_PREFERRED;
+    }
+    /* the sticky candidate, while it is fit */
+    if (i >= 0 && i < n && !excluded[i] && c[i].weight
+        && !tb_sched_ready_at(s, c[i].slot, want->model, want->now)
+        && lease_take(s, proc, c[i].slot, c[i].limit)) {
+        *pidx = i;
+        return TB_PICK_PREFERRED;
     }
 
     /* the highest tier with a healthy candidate that has room */
@@ -541,7 +614,7 @@ static cool_t *model_entry(slot_t *sl, apr_uint32_t model)
             oldest = e;
         }
     }
-    cool_store(oldest, 0, TB_OUT_OK, 0, 0, 0);
+    cool_clear(oldest);
     return oldest;
 }
 
@@ -571,12 +644,12 @@ static apr_interval_time_t cool_brief(cool_t *e, apr_uint32_t hash,
         streak = 0;
     }
     d = backoff(pol, ++streak);
-    cool_store(e, hash, out, status, streak, now + d);
+    cool_extend(e, hash, out, status, streak, now + d, now);
     return d;
 }
 
 /* Does a success on this slot have anything to clear for `model`? */
-static int success_clears(const slot_t *sl, apr_uint32_t model)
+static int success_clears(slot_t *sl, apr_uint32_t model)
 {
     apr_uint32_t seq;
     int clears, i;
@@ -594,7 +667,8 @@ static int success_clears(const slot_t *sl, apr_uint32_t model)
 apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
                                     tb_outcome_t out, int status,
                                     apr_interval_time_t retry_after,
-                                    const tb_sched_policy_t *pol, apr_time_t now)
+                                    const tb_sched_policy_t *pol,
+                                    apr_time_t started, apr_time_t now)
 {
     apr_interval_time_t d = 0;
     slot_t *sl;
@@ -613,11 +687,16 @@ apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
             return 0;
         }
         write_begin(sl);
-        /* it answered: whatever kept it (or this model) away is over */
-        cool_store(&sl->account, 0, TB_OUT_OK, 0, 0, 0);
+        /* it answered: what kept it (or this model) away is over, unless
+         * it was set after this attempt began (a request that was already
+         * on its way proves nothing about a later 429) */
+        if ((apr_time_t)sl->account.set_at <= started) {
+            cool_clear(&sl->account);
+        }
         for (i = 0; i < TB_SCHED_MODELS; ++i) {
-            if (sl->models[i].hash == model) {
-                cool_store(&sl->models[i], 0, TB_OUT_OK, 0, 0, 0);
+            if (sl->models[i].hash == model
+                && (apr_time_t)sl->models[i].set_at <= started) {
+                cool_clear(&sl->models[i]);
             }
         }
         write_end(sl);
@@ -637,12 +716,13 @@ apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
             d = pol->rate_limit_max;
         }
         e = model_entry(sl, model);
-        cool_store(e, model, out, status, e->hash == model ? e->streak + 1 : 1,
-                   now + d);
+        cool_extend(e, model, out, status, e->hash == model ? e->streak + 1 : 1,
+                    now + d, now);
         break;
     case TB_OUT_QUOTA:
         d = pol->quota;
-        cool_store(&sl->account, 0, out, status, sl->account.streak + 1, now + d);
+        cool_extend(&sl->account, 0, out, status, sl->account.streak + 1,
+                    now + d, now);
         break;
     case TB_OUT_AUTH:
         if (!sl->error_at) {
@@ -689,7 +769,7 @@ int tb_sched_clear_error(tb_sched_t *s, int slot, apr_time_t before)
 
 apr_status_t tb_sched_view(tb_sched_t *s, int slot, tb_sched_view_t *v)
 {
-    const slot_t *sl;
+    slot_t *sl;
     apr_uint32_t seq;
     int i;
 

@@ -25,7 +25,9 @@
  *
  * Leases are also counted per process, so the leases of a process that
  * died holding them (a crash, a kill) can be given back by the parent
- * (tb_sched_proc_reap). */
+ * (tb_sched_proc_reap). A writer's lock names its pid: one that died
+ * mid-write is taken over by whoever finds it dead, so a slot never
+ * stays locked. */
 
 typedef struct tb_sched_t tb_sched_t;
 
@@ -120,16 +122,19 @@ typedef struct tb_sched_want_t {
     apr_uint32_t rnd;        /* a random number for the weighted choice */
 } tb_sched_want_t;
 
-/* Choose among the candidates not excluded, and take a lease on the
- * chosen one's slot (release it with tb_sched_release). In order: the
- * preferred candidate when it is healthy with a free slot (or, strict,
- * not marked error and free); the highest priority tier that has a
- * healthy candidate with a free slot, weighted random inside it; when
- * no candidate is healthy, the one whose cooldown ends first. *pidx gets
- * the index for PREFERRED, HEALTHY and RECOVERING. With s NULL every
+/* Choose among the candidates not excluded (excluded[i] non-zero: the
+ * pick uses bit 0x80 of each flag while it runs and leaves the array as
+ * it found it), and take a lease on the chosen one's slot (release it
+ * with tb_sched_release). In order: the preferred candidate when it is
+ * healthy with a free slot; the highest priority tier that has a healthy
+ * candidate with a free slot, weighted random inside it; when no
+ * candidate is healthy, the one whose cooldown ends first. A strict
+ * preference is the only choice: taken even while it cools, FULL while
+ * it is at its limit, NONE once it is excluded or marked error. *pidx
+ * gets the index for PREFERRED, HEALTHY and RECOVERING. With s NULL every
  * candidate is healthy and unlimited. */
 tb_pick_t tb_sched_pick(tb_sched_t *s, int proc, const tb_sched_cand_t *cands,
-                        int n, const unsigned char *excluded,
+                        int n, unsigned char *excluded,
                         const tb_sched_want_t *want, int *pidx);
 
 /* Give back a lease taken by tb_sched_pick. */
@@ -140,15 +145,18 @@ apr_uint32_t tb_sched_model_hash(const char *model);
 
 /* ---- health ------------------------------------------------------------- */
 
-/* Learn how an attempt on a slot ended. `status` is the upstream's HTTP
- * status (0 when none), `retry_after` what the upstream asked for (-1
- * when nothing). Returns how long the account or the pair now cools (0:
+/* Learn how an attempt on a slot, begun at `started`, ended. `status` is
+ * the upstream's HTTP status (0 when none), `retry_after` what the
+ * upstream asked for (-1 when nothing). A cooldown never shortens one
+ * already running; a success clears only cooldowns set before its
+ * attempt began. Returns how long the account or the pair now cools (0:
  * no cooldown); -1 when this report marked the account error (so that
  * exactly one caller acts on a new mark). */
 apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
                                     tb_outcome_t out, int status,
                                     apr_interval_time_t retry_after,
-                                    const tb_sched_policy_t *pol, apr_time_t now);
+                                    const tb_sched_policy_t *pol,
+                                    apr_time_t started, apr_time_t now);
 
 /* Clear the error mark when it was set at or before `before` (an
  * operator re-enabled the account since). Returns 1 when a mark went. */

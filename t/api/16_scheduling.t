@@ -17,7 +17,7 @@ use TB::Test;
 
 use constant KEY => 'tb-test-sched-key-000011';
 
-plan tests => 99;
+plan tests => 101;
 
 Apache::TestRequest::module('tb_sched');
 my $MOCK = 'http://127.0.0.1:' . ($ENV{TB_MOCK_PORT} || 18080) . '/a';
@@ -348,6 +348,13 @@ mock_reset();
     my @acc = map { field(log_of(ask('sched-resp', path => '/v1/responses',
         body => { input => 'x', previous_response_id => $sid })), 'account') } 1 .. 4;
     is_deeply(\@acc, [ ($sacct) x 4 ], '... continued on the account that streamed it');
+    # the owner fails: no other account is asked to continue what it lacks
+    my $other = $first eq 'rs-a' ? 'rs-b' : 'rs-a';
+    my $n_other = count($other);
+    mock_script($first, { status => 500 });
+    $r = ask('sched-resp', path => '/v1/responses', body => { input => 'x', previous_response_id => $id });
+    error_is($r, 502, 'upstream_error', "$first fails a continuation: the client gets that failure");
+    is(count($other), $n_other, "... $other, which does not hold the response, is not asked");
     close $_->{sock} for $c1, $c2;
 }
 
