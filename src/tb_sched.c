@@ -244,16 +244,18 @@ static void cool_clear(cool_t *c)
 /* A cooldown until `until` on `c` (for `hash`): a longer one already
  * there stands (a 429 of a minute is not shortened by a 500 of a
  * second); the streak counts either way. */
-static void cool_extend(cool_t *c, apr_uint32_t hash, tb_outcome_t reason,
-                        int status, apr_uint32_t streak, apr_time_t until,
-                        apr_time_t now)
+static apr_interval_time_t cool_extend(cool_t *c, apr_uint32_t hash,
+                                       tb_outcome_t reason, int status,
+                                       apr_uint32_t streak, apr_time_t until,
+                                       apr_time_t now)
 {
     if (c->hash == hash && (apr_time_t)c->until > until) {
         ST32(&c->streak, streak);
         ST64(&c->set_at, (apr_uint64_t)now);
-        return;
+        return (apr_time_t)c->until - now;
     }
     cool_store(c, hash, reason, status, streak, until, now);
+    return until - now;
 }
 
 apr_time_t tb_sched_ready_at(tb_sched_t *s, int slot, apr_uint32_t model,
@@ -264,7 +266,7 @@ apr_time_t tb_sched_ready_at(tb_sched_t *s, int slot, apr_uint32_t model,
     apr_uint32_t seq;
     int i, error;
 
-    if (!s || slot < 0) {
+    if (!s || slot < 0 || (unsigned int)slot >= s->nslots) {
         return 0;
     }
     sl = &slots(s)[slot];
@@ -294,7 +296,7 @@ static int lease_take(tb_sched_t *s, int proc, int slot, unsigned int limit)
     slot_t *sl;
     apr_uint32_t cur;
 
-    if (!s || slot < 0) {
+    if (!s || slot < 0 || (unsigned int)slot >= s->nslots) {
         return 1;
     }
     sl = &slots(s)[slot];
@@ -434,7 +436,7 @@ apr_uint32_t tb_sched_model_hash(const char *model)
 
 static int has_room(tb_sched_t *s, const tb_sched_cand_t *c)
 {
-    return !s || c->slot < 0 || !c->limit
+    return !s || c->slot < 0 || (unsigned int)c->slot >= s->nslots || !c->limit
         || __atomic_load_n(&slots(s)[c->slot].in_flight, __ATOMIC_RELAXED) < c->limit;
 }
 
@@ -644,8 +646,7 @@ static apr_interval_time_t cool_brief(cool_t *e, apr_uint32_t hash,
         streak = 0;
     }
     d = backoff(pol, ++streak);
-    cool_extend(e, hash, out, status, streak, now + d, now);
-    return d;
+    return cool_extend(e, hash, out, status, streak, now + d, now);
 }
 
 /* Does a success on this slot have anything to clear for `model`? */
@@ -716,13 +717,12 @@ apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
             d = pol->rate_limit_max;
         }
         e = model_entry(sl, model);
-        cool_extend(e, model, out, status, e->hash == model ? e->streak + 1 : 1,
-                    now + d, now);
+        d = cool_extend(e, model, out, status,
+                        e->hash == model ? e->streak + 1 : 1, now + d, now);
         break;
     case TB_OUT_QUOTA:
-        d = pol->quota;
-        cool_extend(&sl->account, 0, out, status, sl->account.streak + 1,
-                    now + d, now);
+        d = cool_extend(&sl->account, 0, out, status, sl->account.streak + 1,
+                        now + pol->quota, now);
         break;
     case TB_OUT_AUTH:
         if (!sl->error_at) {

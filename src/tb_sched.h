@@ -122,9 +122,9 @@ typedef struct tb_sched_want_t {
     apr_uint32_t rnd;        /* a random number for the weighted choice */
 } tb_sched_want_t;
 
-/* Choose among the candidates not excluded (excluded[i] non-zero: the
- * pick uses bit 0x80 of each flag while it runs and leaves the array as
- * it found it), and take a lease on the chosen one's slot (release it
+/* Choose among the candidates not excluded (excluded[i] 0 or 1: the pick
+ * uses bit 0x80 of each flag while it runs and leaves the array as it
+ * found it), and take a lease on the chosen one's slot (release it
  * with tb_sched_release). In order: the preferred candidate when it is
  * healthy with a free slot; the highest priority tier that has a healthy
  * candidate with a free slot, weighted random inside it; when no
@@ -149,8 +149,8 @@ apr_uint32_t tb_sched_model_hash(const char *model);
  * the upstream's HTTP status (0 when none), `retry_after` what the
  * upstream asked for (-1 when nothing). A cooldown never shortens one
  * already running; a success clears only cooldowns set before its
- * attempt began. Returns how long the account or the pair now cools (0:
- * no cooldown); -1 when this report marked the account error (so that
+ * attempt began. Returns how long the account or the pair now cools
+ * (the longer cooldown where one stands; 0: none); -1 when this report marked the account error (so that
  * exactly one caller acts on a new mark). */
 apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
                                     tb_outcome_t out, int status,
@@ -181,8 +181,8 @@ typedef struct tb_sched_view_t {
     tb_sched_cool_t models[TB_SCHED_MODELS]; /* model 0: unused */
     apr_uint64_t successes, failures;
     apr_time_t last_success, last_failure;
-    tb_outcome_t last_outcome;
-    int last_status;
+    tb_outcome_t last_outcome;   /* of the last failure */
+    int last_status;             /* ... and its HTTP status */
 } tb_sched_view_t;
 
 /* APR_NOTFOUND when the slot is not in use. */
