@@ -72,6 +72,7 @@ LoadModule mpm_event_module $M/mod_mpm_event.so
 LoadModule authn_core_module $M/mod_authn_core.so
 LoadModule authz_core_module $M/mod_authz_core.so
 LoadModule authz_user_module $M/mod_authz_user.so
+LoadModule authz_host_module $M/mod_authz_host.so
 LoadModule dbd_module $M/mod_dbd.so
 LoadModule socache_shmcb_module $M/mod_socache_shmcb.so
 LoadModule tokenbay_module $ROOT/.libs/mod_tokenbay.so
