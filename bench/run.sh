@@ -144,7 +144,7 @@ gcc -O2 -Wall -Wextra -o "$BIN/stream_probe" "$BENCH/stream_probe.c"
 # the library as the module uses it (same objects, same flags)
 gcc -O2 -Wall -Wextra -o "$BIN/convert_cost" "$BENCH/convert_cost.c" \
     -I"$ROOT/src" -I"$ROOT/src/proto" $(apr-1-config --cflags --cppflags --includes) \
-    "$ROOT/src/.libs/libtokenbay.a" -ljansson -lcurl $(apr-1-config --link-ld --libs) -lm
+    "$ROOT/src/.libs/libtokenbay.a" -ljansson -lcurl $(apr-1-config --link-ld --libs) $(apu-1-config --link-ld --libs) -lm
 ulimit -n 65536 2>/dev/null || true
 
 # The agent-sized and Responses cases (groups "agent" and "responses").

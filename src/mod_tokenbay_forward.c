@@ -141,6 +141,8 @@ typedef struct attempt_t {
     apr_time_t completed;        /* when the stream reached [DONE] */
     apr_time_t started, last_data;
     apr_interval_time_t first_timeout, idle_timeout;
+    void (*on_commit)(void *ctx);   /* the attempt's answer begins */
+    void *commit_ctx;
 } attempt_t;
 
 static apr_status_t out_commit(void *ctx)
@@ -155,6 +157,9 @@ static apr_status_t out_commit(void *ctx)
     apr_table_unset(r->headers_out, "Content-Length");
     /* NB: compression filters would hold events back */
     apr_table_setn(r->subprocess_env, "no-gzip", "1");
+    if (a->on_commit) {
+        a->on_commit(a->commit_ctx);
+    }
     return APR_SUCCESS;
 }
 
@@ -558,6 +563,9 @@ typedef struct sched_req_t {
     tb_sched_want_t want;
     const char *resp_key;        /* sticky key of previous_response_id */
     const char *session_key;     /* sticky key of the session */
+    int session_account;         /* the account it has, 0 none */
+    apr_time_t session_stored;   /* ... since */
+    int keep_response_id;        /* the upstream keeps the response */
     long key_id;                 /* the gateway key's */
     int sticky_from;             /* the layer of want.preferred: 1 or 2 */
     tb_sched_policy_t policy;
@@ -653,7 +661,9 @@ static void sched_init(sched_req_t *sr, request_rec *r, const tb_req_info_t *inf
                                     key_id);
     }
     if (sr->resp_key) {
-        sr->want.preferred = cand_of_account(rt, n, tb_sticky_get(r, sr->resp_key));
+        /* NB: "unknown" is not memoised: it may be stored any moment */
+        sr->want.preferred = cand_of_account(rt, n,
+                                             tb_sticky_get(r, sr->resp_key, 0, NULL));
         if (sr->want.preferred >= 0) {
             sr->want.strict = 1;
             sr->sticky_from = 1;
@@ -662,12 +672,17 @@ static void sched_init(sched_req_t *sr, request_rec *r, const tb_req_info_t *inf
     /* (2) the account the session used last, while it is fit */
     sr->session_key = session_key(r, info, key_id);
     if (sr->session_key && sr->want.preferred < 0) {
-        sr->want.preferred = cand_of_account(rt, n,
-                                             tb_sticky_get(r, sr->session_key));
+        sr->session_account = tb_sticky_get(r, sr->session_key, 1,
+                                            &sr->session_stored);
+        sr->want.preferred = cand_of_account(rt, n, sr->session_account);
         if (sr->want.preferred >= 0) {
             sr->sticky_from = 2;
         }
     }
+    /* an upstream keeps a response only when asked to (store, true by
+     * default): an id it forgets is not worth remembering */
+    sr->keep_response_id = info->op == TB_OP_RESPONSES
+        && !tb_jdoc_is(&info->doc, tb_jdoc_member(&info->doc, 0, "store"), "false");
 }
 
 /* Has the client hung up while the request waits? (Nothing is read: a
@@ -790,15 +805,36 @@ static void remember(fwd_t *f, sched_req_t *sr, const tb_route_t *rt,
     tb_srv_conf_t *sc = tb_conf_srv(r->server);
     const char *key;
 
-    if (sr->session_key) {
+    /* NB: the shared cache is written only when the session moves, or
+     * when its entry is a quarter of its TTL old (an active session never
+     * expires): not at every request */
+    if (sr->session_key && (sr->session_account != rt->account->id
+                            || apr_time_now() - sr->session_stored
+                               > tb_conf_sticky_ttl(sc) / 4)) {
         tb_sticky_set(r, sr->session_key, rt->account->id, tb_conf_sticky_ttl(sc));
     }
     /* only an id the client sees is worth keeping: the account's own,
      * when it speaks the client's dialect */
-    if (rt->account->dialect == f->client && f->info->op == TB_OP_RESPONSES
+    if (sr->keep_response_id && rt->account->dialect == f->client
         && (key = response_key(r->pool, response_id, sr->key_id))) {
         tb_sticky_set(r, key, rt->account->id, tb_conf_response_ttl(sc));
     }
+}
+
+/* A stream commits: who answers is remembered before the client can have
+ * read the end of the answer (and continue it, from any process). */
+typedef struct commit_memo_t {
+    fwd_t *f;
+    sched_req_t *sr;
+    const tb_route_t *rt;
+    attempt_t *a;
+} commit_memo_t;
+
+static void remember_at_commit(void *ctx)
+{
+    commit_memo_t *cm = ctx;
+
+    remember(cm->f, cm->sr, cm->rt, tb_stream_response_id(cm->a->stream));
 }
 
 /* The top-level "id" of a buffered answer. */
@@ -807,7 +843,7 @@ static const char *answer_id(request_rec *r, const tb_http_buffer_t *buf)
     apr_size_t at, len;
 
     if (buf->status < 200 || buf->status >= 300 || !buf->body.len
-        || tb_json_member_span(buf->body.data, buf->body.len, "id", &at, &len)
+        || tb_json_first_member_span(buf->body.data, buf->body.len, "id", &at, &len)
            != APR_SUCCESS
         || len < 2 || buf->body.data[at] != '"') {
         return NULL;
@@ -945,6 +981,15 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
                          NULL, "The upstream request could not be prepared.");
             return tb_respond_error(r, &err);
         }
+        if (a.stream) {
+            commit_memo_t *cm = apr_palloc(r->pool, sizeof(*cm));
+            cm->f = &f;
+            cm->sr = &sr;
+            cm->rt = &rt[idx];
+            cm->a = &a;
+            a.on_commit = remember_at_commit;
+            a.commit_ctx = cm;
+        }
         apr_table_setn(r->notes, "TOKENBAY_ACCOUNT", acct->name);
         apr_table_setn(r->notes, "TOKENBAY_PROTOCOL", acct->protocol);
         apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_MODEL", rt[idx].upstream_model);
@@ -982,7 +1027,6 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
                 out = TB_OUT_STREAM;
             }
             report(r, &sr, &rt[idx], idx, out, res.status, -1, NULL, a.started);
-            remember(&f, &sr, &rt[idx], tb_stream_response_id(a.stream));
             return status;
         }
         if (res.error == TB_UP_CLIENT_GONE || a.client_gone || r->connection->aborted) {

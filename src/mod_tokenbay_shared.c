@@ -5,6 +5,7 @@
 #include "mod_tokenbay_private.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 
 #include "mod_tokenbay_config.h"
 #include "mod_tokenbay_shared.h"
+#include "tb_memo.h"
 #include "tb_util.h"
 
 /* The table's key in the process pool, which outlives the configuration
@@ -41,6 +43,14 @@ static const ap_socache_provider_t *sticky;
 static ap_socache_instance_t *sticky_inst;
 static apr_global_mutex_t *sticky_mutex;   /* providers that need one */
 static const char *sticky_name;
+
+/* Each process remembers what it read from the sticky cache for a second
+ * (STICKY_MEMO_FRESH): a busy session costs one read of the shared cache
+ * (and of its mutex, for shmcb) a second per process, not one a request.
+ * A session another process moved meanwhile is seen that much later. */
+#define STICKY_MEMO_SIZE 16384
+#define STICKY_MEMO_FRESH apr_time_from_sec(1)
+static tb_memo_t *sticky_memo;
 
 tb_sched_t *tb_shared_sched(void)
 {
@@ -263,15 +273,32 @@ const char *tb_sticky_provider(void)
     return sticky_name;
 }
 
-int tb_sticky_get(request_rec *r, const char *key)
+/* Values are "ACCOUNT_ID:STORED_AT" (seconds), so that a reader can tell
+ * whether the entry needs a refresh without writing it every time. */
+int tb_sticky_get(request_rec *r, const char *key, int memo_miss,
+                  apr_time_t *pstored)
 {
-    unsigned char val[16];
+    apr_uint64_t h = tb_memo_hash(key);
+    apr_time_t now = apr_time_now(), when = 0;
+    unsigned char val[32];
     unsigned int vlen = sizeof(val) - 1;
     apr_status_t rv;
-    long id;
+    char *colon;
+    long id = 0, at;
+    int memo;
 
+    if (pstored) {
+        *pstored = 0;
+    }
     if (!sticky_inst) {
         return 0;
+    }
+    if (sticky_memo && tb_memo_get(sticky_memo, h, now, STICKY_MEMO_FRESH,
+                                   &memo, &when)) {
+        if (pstored) {
+            *pstored = when;
+        }
+        return memo;
     }
     if (sticky_mutex && apr_global_mutex_lock(sticky_mutex) != APR_SUCCESS) {
         return 0;
@@ -281,28 +308,45 @@ int tb_sticky_get(request_rec *r, const char *key)
     if (sticky_mutex) {
         apr_global_mutex_unlock(sticky_mutex);
     }
-    if (rv != APR_SUCCESS || vlen >= sizeof(val)) {
-        return 0;
+    if (rv == APR_SUCCESS && vlen < sizeof(val)) {
+        val[vlen] = '\0';
+        if ((colon = strchr((char *)val, ':')) != NULL) {
+            *colon = '\0';
+            if (tb_parse_long((const char *)val, 1, APR_INT32_MAX, &id)
+                && tb_parse_long(colon + 1, 0, LONG_MAX, &at)) {
+                when = apr_time_from_sec(at);
+            }
+            else {
+                id = 0;
+            }
+        }
     }
-    val[vlen] = '\0';
-    return tb_parse_long((const char *)val, 1, APR_INT32_MAX, &id) ? (int)id : 0;
+    if (sticky_memo && (id || memo_miss)) {
+        tb_memo_put(sticky_memo, h, (int)id, when, now);
+    }
+    if (pstored) {
+        *pstored = when;
+    }
+    return (int)id;
 }
 
 void tb_sticky_set(request_rec *r, const char *key, int account_id,
                    apr_interval_time_t ttl)
 {
-    char val[16];
+    apr_time_t now = apr_time_now();
+    char val[32];
     apr_status_t rv;
 
     if (!sticky_inst || account_id <= 0) {
         return;
     }
-    apr_snprintf(val, sizeof(val), "%d", account_id);
+    apr_snprintf(val, sizeof(val), "%d:%" APR_TIME_T_FMT, account_id,
+                 apr_time_sec(now));
     if (sticky_mutex && apr_global_mutex_lock(sticky_mutex) != APR_SUCCESS) {
         return;
     }
     rv = sticky->store(sticky_inst, r->server, (const unsigned char *)key,
-                       (unsigned int)strlen(key), apr_time_now() + ttl,
+                       (unsigned int)strlen(key), now + ttl,
                        (unsigned char *)val, (unsigned int)strlen(val), r->pool);
     if (sticky_mutex) {
         apr_global_mutex_unlock(sticky_mutex);
@@ -310,6 +354,10 @@ void tb_sticky_set(request_rec *r, const char *key, int account_id,
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, TB_LOGNO(69)
                       "sticky cache: cannot store a mapping");
+    }
+    if (sticky_memo) {
+        tb_memo_put(sticky_memo, tb_memo_hash(key), account_id,
+                    apr_time_from_sec(apr_time_sec(now)), now);
     }
 }
 
@@ -342,6 +390,9 @@ void tb_shared_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, TB_LOGNO(70)
                      "no process row left in the scheduler table: slots this "
                      "process holds cannot be given back should it crash");
+    }
+    if (sticky_inst) {
+        tb_memo_create(&sticky_memo, pchild, STICKY_MEMO_SIZE);
     }
     if (sticky_mutex) {
         rv = apr_global_mutex_child_init(&sticky_mutex,

@@ -49,9 +49,12 @@ int tb_shared_proc(void);
 
 /* ---- sticky maps ---------------------------------------------------------- */
 
-/* The account remembered under `key`, or 0. Never fails the request: a
- * cache that cannot answer answers nothing. */
-int tb_sticky_get(request_rec *r, const char *key);
+/* The account remembered under `key`, or 0, and when it was stored
+ * (*pstored, when not NULL). What the shared cache says is memoised per
+ * process for a second (and its "nothing" too, with memo_miss). Never
+ * fails the request: a cache that cannot answer answers nothing. */
+int tb_sticky_get(request_rec *r, const char *key, int memo_miss,
+                  apr_time_t *pstored);
 
 /* Remember `account_id` under `key` for `ttl`. */
 void tb_sticky_set(request_rec *r, const char *key, int account_id,

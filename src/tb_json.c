@@ -170,9 +170,9 @@ static int skip_value(scan_t *s)
     return 1;
 }
 
-apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
-                                 const char *key, apr_size_t *pstart,
-                                 apr_size_t *plen)
+static apr_status_t member_span(const char *buf, apr_size_t len,
+                                const char *key, int first,
+                                apr_size_t *pstart, apr_size_t *plen)
 {
     scan_t s = { buf, len, 0 };
     apr_size_t klen = strlen(key);
@@ -214,6 +214,9 @@ apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
             *pstart = vstart;
             *plen = s.i - vstart;
             rv = APR_SUCCESS;
+            if (first) {
+                return rv;
+            }
         }
         skip_ws(&s);
         if (s.i < len && buf[s.i] == ',') {
@@ -226,6 +229,20 @@ apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
         return APR_EINVAL;
     }
     return APR_EINVAL;
+}
+
+apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
+                                 const char *key, apr_size_t *pstart,
+                                 apr_size_t *plen)
+{
+    return member_span(buf, len, key, 0, pstart, plen);
+}
+
+apr_status_t tb_json_first_member_span(const char *buf, apr_size_t len,
+                                       const char *key, apr_size_t *pstart,
+                                       apr_size_t *plen)
+{
+    return member_span(buf, len, key, 1, pstart, plen);
 }
 
 /* ---- one pass: validation and an index of the first levels ---------------------- */

@@ -29,6 +29,13 @@ apr_status_t tb_json_member_span(const char *buf, apr_size_t len,
                                  const char *key, apr_size_t *pstart,
                                  apr_size_t *plen);
 
+/* The same, stopping at the first occurrence: for reading a member that
+ * comes early (an answer's "id") without walking a large body to its
+ * end. Nothing after that member is checked. */
+apr_status_t tb_json_first_member_span(const char *buf, apr_size_t len,
+                                       const char *key, apr_size_t *pstart,
+                                       apr_size_t *plen);
+
 /* Validate a complete JSON text (RFC 8259, UTF-8, nesting up to 512)
  * without building anything, so a body can be checked at wire speed and
  * forwarded untouched. It accepts what jansson accepts with

@@ -54,6 +54,7 @@ static const suite_t suites[] = {
     { "sched", test_sched },
     { "catalog", test_catalog },
     { "keycache", test_keycache },
+    { "memo", test_memo },
     { "util", test_util },
     { "validate", test_validate },
     { "sse", test_sse },

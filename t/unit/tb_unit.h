@@ -14,6 +14,7 @@ void test_json(apr_pool_t *p);
 void test_sched(apr_pool_t *p);
 void test_catalog(apr_pool_t *p);
 void test_keycache(apr_pool_t *p);
+void test_memo(apr_pool_t *p);
 void test_util(apr_pool_t *p);
 void test_validate(apr_pool_t *p);
 void test_sse(apr_pool_t *p);

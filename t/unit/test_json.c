@@ -179,6 +179,29 @@ static void member_span_absent_or_invalid(void)
 
 /* ---- tb_json_splice ------------------------------------------------------ */
 
+/* The first occurrence, without walking the rest: an answer's "id". */
+static void first_member_span(void)
+{
+    const char *dup = "{\"id\":\"resp_1\",\"x\":[1,2],\"id\":\"resp_2\"}";
+    const char *cut = "{\"id\":\"resp_9\",\"output\":[{\"unterminated";
+    apr_size_t start = 0, vlen = 0;
+
+    OK(tb_json_first_member_span(dup, strlen(dup), "id", &start, &vlen) == APR_SUCCESS
+       && vlen == 8 && !strncmp(dup + start, "\"resp_1\"", 8),
+       "first_member_span: the first of duplicates");
+    OK(tb_json_member_span(dup, strlen(dup), "id", &start, &vlen) == APR_SUCCESS
+       && !strncmp(dup + start, "\"resp_2\"", 8),
+       "member_span: the last of duplicates (as jansson keeps)");
+    OK(tb_json_first_member_span(cut, strlen(cut), "id", &start, &vlen) == APR_SUCCESS
+       && !strncmp(cut + start, "\"resp_9\"", 8),
+       "first_member_span: stops there, whatever follows");
+    OK(tb_json_first_member_span(cut, strlen(cut), "output", &start, &vlen) == APR_EINVAL,
+       "first_member_span: a member in a broken text is not vouched for");
+    OK(tb_json_first_member_span("[1]", 3, "id", &start, &vlen) == APR_EINVAL
+       && tb_json_first_member_span("{}", 2, "id", &start, &vlen) == APR_NOTFOUND,
+       "first_member_span: not an object, or no such member");
+}
+
 static void splice_round_trip(apr_pool_t *p)
 {
     const char *body =
@@ -530,6 +553,7 @@ static void openai_usage(apr_pool_t *p)
 
 void test_json(apr_pool_t *p)
 {
+    first_member_span();
     {
         tb_req_info_t req;
         tb_ir_error_t inv;
