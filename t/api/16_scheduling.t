@@ -17,7 +17,7 @@ use TB::Test;
 
 use constant KEY => 'tb-test-sched-key-000011';
 
-plan tests => 101;
+plan tests => 105;
 
 Apache::TestRequest::module('tb_sched');
 my $MOCK = 'http://127.0.0.1:' . ($ENV{TB_MOCK_PORT} || 18080) . '/a';
@@ -181,6 +181,22 @@ mock_reset();
     ok(wait_for(sub { !acct('lim-a')->{in_flight} && !acct('lim-b')->{in_flight} }),
        'once all ended: nothing in flight');
     close $c2->{sock};
+}
+
+# ---- a child that dies holding slots: the parent gives them back ----------------------------
+{
+    mock_reset();
+    mock_default('lim-a', { sse_default => $true, event_delay => 1.0 });
+    my $c = conn_open();
+    my $s = conn_stream($c, { model => 'sched-limit', messages => $msgs, stream => $true });
+    stream_read($s, sub { $_[0] =~ /data:/ }, 8);
+    is(acct('lim-a')->{in_flight}, 1, "a stream holds a lim-a slot in process $c->{pid}");
+    ok(kill('KILL', $c->{pid}), "that process is killed (SIGKILL) mid-stream");
+    ok(wait_for(sub { defined acct('lim-a')->{in_flight} && !acct('lim-a')->{in_flight} }, 10),
+       '... and the parent gives its slot back: 0 in flight');
+    my $log = do { local $/; open my $fh, '<', Apache::Test::vars('t_logs') . '/error_log' or die; <$fh> };
+    like($log, qr/TB60: process $c->{pid} ended holding 1 upstream slot: given back/, '... and says so (TB60)');
+    close $c->{sock};
 }
 
 # ---- no slot leaks: aborted streams and failovers ------------------------------------------
