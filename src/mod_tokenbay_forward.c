@@ -566,6 +566,8 @@ typedef struct sched_req_t {
     int session_account;         /* the account it has, 0 none */
     apr_time_t session_stored;   /* ... since */
     int keep_response_id;        /* the upstream keeps the response */
+    int owner_gone;              /* previous_response_id names a response
+                                  * of an account that cannot serve now */
     long key_id;                 /* the gateway key's */
     int sticky_from;             /* the layer of want.preferred: 1 or 2 */
     tb_sched_policy_t policy;
@@ -662,11 +664,15 @@ static void sched_init(sched_req_t *sr, request_rec *r, const tb_req_info_t *inf
     }
     if (sr->resp_key) {
         /* NB: "unknown" is not memoised: it may be stored any moment */
-        sr->want.preferred = cand_of_account(rt, n,
-                                             tb_sticky_get(r, sr->resp_key, 0, NULL));
+        int owner = tb_sticky_get(r, sr->resp_key, 0, NULL);
+
+        sr->want.preferred = cand_of_account(rt, n, owner);
         if (sr->want.preferred >= 0) {
             sr->want.strict = 1;
             sr->sticky_from = 1;
+        }
+        else if (owner) {
+            sr->owner_gone = 1;   /* it made the response, and cannot serve */
         }
     }
     /* (2) the account the session used last, while it is fit */
@@ -851,6 +857,22 @@ static const char *answer_id(request_rec *r, const tb_http_buffer_t *buf)
     return tb_json_string_value(r->pool, buf->body.data + at, len);
 }
 
+/* The response a request continues belongs to an account that is gone,
+ * disabled or marked error: no other account holds it, and none is asked
+ * to start afresh. The upstream's own answer to an unknown id. */
+static int answer_previous_gone(request_rec *r, const tb_req_info_t *info)
+{
+    tb_error_t err;
+    const char *id = body_string(r, info, "previous_response_id");
+
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+    tb_error_set(&err, HTTP_NOT_FOUND, "invalid_request_error",
+                 "previous_response_not_found", "previous_response_id",
+                 apr_psprintf(r->pool, "Previous response with id '%s' not "
+                              "found.", id ? id : ""));
+    return tb_respond_error(r, &err);
+}
+
 /* Every account that could serve is at its concurrency limit and stayed
  * so for TokenBayQueueTimeout. */
 static int answer_full(request_rec *r, const char *model)
@@ -905,6 +927,9 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
         apr_table_setn(r->notes, "TOKENBAY_STREAM", "1");
     }
     sched_init(&sr, r, info, model_id, key_id, routes);
+    if (sr.owner_gone) {
+        return answer_previous_gone(r, info);
+    }
     memset(&conv_err, 0, sizeof(conv_err));
     while (attempts < max_attempts) {
         const tb_account_t *acct;
@@ -923,6 +948,9 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
         pick = tb_sched_pick(sr.table, tb_shared_proc(), sr.cands, routes->nelts,
                              tried, &sr.want, &idx);
         if (pick == TB_PICK_NONE) {
+            if (sr.sticky_from == 1 && !attempts && !conv_failed) {
+                return answer_previous_gone(r, info);   /* marked error */
+            }
             break;
         }
         if (pick == TB_PICK_FULL) {

@@ -17,7 +17,7 @@ use TB::Test;
 
 use constant KEY => 'tb-test-sched-key-000011';
 
-plan tests => 105;
+plan tests => 109;
 
 Apache::TestRequest::module('tb_sched');
 my $MOCK = 'http://127.0.0.1:' . ($ENV{TB_MOCK_PORT} || 18080) . '/a';
@@ -371,6 +371,18 @@ mock_reset();
     $r = ask('sched-resp', path => '/v1/responses', body => { input => 'x', previous_response_id => $id });
     error_is($r, 502, 'upstream_error', "$first fails a continuation: the client gets that failure");
     is(count($other), $n_other, "... $other, which does not hold the response, is not asked");
+    # the owner disabled: the upstream's not-found, not a new conversation elsewhere
+    my ($rc) = admin('account', 'disable', $first);
+    my $cont = sub { ask('sched-resp', path => '/v1/responses',
+                         body => { input => 'x', previous_response_id => $id }) };
+    my $gone;
+    wait_for(sub { $gone = $cont->(); $gone->code == 404 });
+    error_is($gone, 404, 'previous_response_not_found',
+             "$first disabled: 404 previous_response_not_found");
+    is(json_of($gone)->{error}{param}, 'previous_response_id', '... naming previous_response_id');
+    is(count($other), $n_other, "... and $other was still not asked");
+    admin('account', 'enable', $first);
+    ok(wait_for(sub { $cont->()->code == 200 }), "$first enabled again: the conversation continues");
     close $_->{sock} for $c1, $c2;
 }
 
