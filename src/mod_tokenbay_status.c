@@ -56,6 +56,7 @@ typedef struct acct_row_t {
     int error;               /* marked here, or 'error' in the database */
     int error_status;        /* the HTTP status behind it, 0 unknown */
     apr_time_t error_since;  /* 0 unknown */
+    apr_uint64_t recent_ok, recent_failed; /* the last five minutes */
 } acct_row_t;
 
 /* ---- the request -------------------------------------------------------- */
@@ -295,6 +296,10 @@ static void row_fill(acct_row_t *row, const tb_account_t *a, tb_sched_t *s,
         || row->v.account_id != a->id) {
         memset(&row->v, 0, sizeof(row->v));
     }
+    else {
+        tb_sched_recent(s, a->sched_slot, now, &row->recent_ok,
+                        &row->recent_failed);
+    }
     row->cooling = row->v.account.until > now;
     for (i = 0; i < TB_SCHED_MODELS; ++i) {
         const tb_sched_cool_t *c = &row->v.models[i];
@@ -465,6 +470,11 @@ static json_t *account_json(apr_pool_t *p, const acct_row_t *row,
     json_object_set_new(o, "failures", json_integer((json_int_t)v->failures));
     json_object_set_new(o, "last_success", jtime(v->last_success));
     json_object_set_new(o, "last_failure", jtime(v->last_failure));
+    e = json_object();
+    json_object_set_new(e, "seconds", json_integer(TB_SCHED_RECENT_SECONDS));
+    json_object_set_new(e, "successes", json_integer((json_int_t)row->recent_ok));
+    json_object_set_new(e, "failures", json_integer((json_int_t)row->recent_failed));
+    json_object_set_new(o, "recent", e);
     if (v->failures) {
         e = json_object();
         json_object_set_new(e, "reason",
@@ -599,8 +609,10 @@ static void text_row(apr_pool_t *p, const acct_row_t *row, apr_time_t now,
     cols[2] = a->max_concurrency
               ? apr_psprintf(p, "%u/%u", row->v.in_flight, a->max_concurrency)
               : apr_psprintf(p, "%u/-", row->v.in_flight);
-    cols[3] = apr_psprintf(p, "%" APR_UINT64_T_FMT "/%" APR_UINT64_T_FMT,
-                           row->v.successes, row->v.failures);
+    cols[3] = apr_psprintf(p, "%" APR_UINT64_T_FMT "/%" APR_UINT64_T_FMT
+                           " (5m %" APR_UINT64_T_FMT "/%" APR_UINT64_T_FMT ")",
+                           row->v.successes, row->v.failures,
+                           row->recent_ok, row->recent_failed);
     cols[4] = row->cooling ? cool_text(p, &row->v.account, now) : "-";
     for (i = 0; i < TB_SCHED_MODELS; ++i) {
         const tb_sched_cool_t *c = &row->v.models[i];

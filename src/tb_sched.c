@@ -16,7 +16,12 @@
  * and Clang), which work on shared memory as on any other. */
 
 #define MAGIC  0x54425343u   /* "TBSC" */
-#define LAYOUT 2u
+#define LAYOUT 3u
+
+/* Recent outcomes: per-minute buckets, the last RECENT_MINUTES of them
+ * summed (plus the current one's). */
+#define RECENT_MINUTES 5
+#define RECENT_BUCKETS (RECENT_MINUTES + 1)
 
 #define LD32(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
 #define LD64(p)     __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -34,6 +39,11 @@ typedef struct cool_t {
                               * what was set before its attempt began */
 } cool_t;
 
+typedef struct recent_t {
+    apr_uint64_t minute;     /* which minute the counts are of */
+    apr_uint32_t ok, failed;
+} recent_t;
+
 typedef struct slot_t {
     apr_uint32_t account_id; /* 0: free; claimed once, by compare-and-swap */
     apr_uint32_t in_flight;
@@ -49,6 +59,7 @@ typedef struct slot_t {
     apr_uint64_t successes, failures, last_success, last_failure;
     apr_uint32_t last_status;
     apr_uint32_t pad;
+    recent_t recent[RECENT_BUCKETS];
 } slot_t;
 
 typedef struct proc_t {
@@ -665,6 +676,45 @@ static int success_clears(slot_t *sl, apr_uint32_t model)
     return clears;
 }
 
+/* Count an outcome in the current minute's bucket; the first count of a
+ * new minute empties the bucket it reuses. NB: approximate by design: a
+ * count racing with that reset may be lost; this is for humans. */
+static void recent_count(slot_t *sl, apr_time_t now, int ok)
+{
+    apr_uint64_t minute = (apr_uint64_t)(now / apr_time_from_sec(60));
+    recent_t *b = &sl->recent[minute % RECENT_BUCKETS];
+    apr_uint64_t seen = __atomic_load_n(&b->minute, __ATOMIC_ACQUIRE);
+
+    if (seen != minute && seen < minute
+        && __atomic_compare_exchange_n(&b->minute, &seen, minute, 0,
+                                       __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        ST32(&b->ok, 0);
+        ST32(&b->failed, 0);
+    }
+    __atomic_fetch_add(ok ? &b->ok : &b->failed, 1, __ATOMIC_RELAXED);
+}
+
+void tb_sched_recent(tb_sched_t *s, int slot, apr_time_t now,
+                     apr_uint64_t *pok, apr_uint64_t *pfailed)
+{
+    apr_uint64_t minute = (apr_uint64_t)(now / apr_time_from_sec(60));
+    int i;
+
+    *pok = *pfailed = 0;
+    if (!s || slot < 0 || (unsigned int)slot >= s->nslots) {
+        return;
+    }
+    for (i = 0; i < RECENT_BUCKETS; ++i) {
+        const recent_t *b = &slots(s)[slot].recent[i];
+        apr_uint64_t m = __atomic_load_n(&b->minute, __ATOMIC_ACQUIRE);
+
+        if (m <= minute && minute - m <= RECENT_MINUTES) {
+            *pok += LD32(&b->ok);
+            *pfailed += LD32(&b->failed);
+        }
+    }
+}
+
 apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
                                     tb_outcome_t out, int status,
                                     apr_interval_time_t retry_after,
@@ -680,6 +730,7 @@ apr_interval_time_t tb_sched_report(tb_sched_t *s, int slot, apr_uint32_t model,
         return 0;
     }
     sl = &slots(s)[slot];
+    recent_count(sl, now, out == TB_OUT_OK);
     if (out == TB_OUT_OK) {
         __atomic_fetch_add(&sl->successes, 1, __ATOMIC_RELAXED);
         ST64(&sl->last_success, (apr_uint64_t)now);

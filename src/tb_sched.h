@@ -188,6 +188,12 @@ typedef struct tb_sched_view_t {
 /* APR_NOTFOUND when the slot is not in use. */
 apr_status_t tb_sched_view(tb_sched_t *s, int slot, tb_sched_view_t *v);
 
+/* Successes and failures of a slot in the last five minutes and the
+ * current one (approximate: for the status page). */
+#define TB_SCHED_RECENT_SECONDS 300
+void tb_sched_recent(tb_sched_t *s, int slot, apr_time_t now,
+                     apr_uint64_t *pok, apr_uint64_t *pfailed);
+
 /* When a candidate can next be used for `model` (0 when it can now;
  * APR_INT64_MAX when marked error). */
 apr_time_t tb_sched_ready_at(tb_sched_t *s, int slot, apr_uint32_t model,

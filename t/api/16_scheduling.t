@@ -17,7 +17,7 @@ use TB::Test;
 
 use constant KEY => 'tb-test-sched-key-000011';
 
-plan tests => 109;
+plan tests => 110;
 
 Apache::TestRequest::module('tb_sched');
 my $MOCK = 'http://127.0.0.1:' . ($ENV{TB_MOCK_PORT} || 18080) . '/a';
@@ -436,6 +436,8 @@ mock_reset();
     my $j = json_of($r);
     is(scalar @{ $j->{accounts} || [] }, 1, '?account=cool-b: one account');
     ok(num($j->{accounts}[0]{successes}) >= 5, '... with its successes counted');
+    ok(num(($j->{accounts}[0]{recent} || {})->{successes}) >= 5
+       && ($j->{accounts}[0]{recent}{seconds} // 0) == 300, '... in all and in the last five minutes');
     error_is(Apache::TestRequest::GET('/tokenbay-status?account=nope'), 404, 'account_not_found',
              '?account=unknown: 404');
     is(Apache::TestRequest::POST('/tokenbay-status', content => '')->code, 405, 'POST: 405');

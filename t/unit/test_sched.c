@@ -1529,6 +1529,33 @@ static void crashed_writer(void)
     munmap(mem, size);
 }
 
+/* The status page's "recent": outcomes of the last five minutes. */
+static void recent(apr_pool_t *p)
+{
+    tb_sched_t *s = new_table(p, 16, 1);
+    int slot = tb_sched_slot(s, 77);
+    apr_uint64_t ok, failed;
+    apr_time_t t = T0 - T0 % apr_time_from_sec(60);   /* a minute's start */
+
+    report(s, slot, 1, TB_OUT_OK, 200, -1, t);
+    report(s, slot, 1, TB_OUT_OK, 200, -1, t + apr_time_from_sec(61));
+    report(s, slot, 1, TB_OUT_SERVER, 500, -1, t + apr_time_from_sec(62));
+    tb_sched_recent(s, slot, t + apr_time_from_sec(62), &ok, &failed);
+    OK(ok == 2 && failed == 1, "recent: outcomes of this minute and the last "
+       "counted (%lu/%lu)", (unsigned long)ok, (unsigned long)failed);
+    tb_sched_recent(s, slot, t + apr_time_from_sec(5 * 60 + 30), &ok, &failed);
+    OK(ok == 2 && failed == 1, "recent: still there five minutes on");
+    tb_sched_recent(s, slot, t + apr_time_from_sec(6 * 60 + 1), &ok, &failed);
+    OK(ok == 1 && failed == 1, "recent: the oldest minute drops out first "
+       "(%lu/%lu)", (unsigned long)ok, (unsigned long)failed);
+    report(s, slot, 1, TB_OUT_OK, 200, -1, t + apr_time_from_sec(7 * 60 + 5));
+    tb_sched_recent(s, slot, t + apr_time_from_sec(7 * 60 + 5), &ok, &failed);
+    OK(ok == 1 && failed == 0, "recent: a bucket reused for a new minute "
+       "starts empty (%lu/%lu)", (unsigned long)ok, (unsigned long)failed);
+    tb_sched_recent(s, -1, t, &ok, &failed);
+    OK(ok == 0 && failed == 0, "recent: no slot, nothing");
+}
+
 void test_sched(apr_pool_t *p)
 {
     apr_pool_t *sub;
@@ -1546,6 +1573,7 @@ void test_sched(apr_pool_t *p)
     brief_failures(s);
     overlaps(s);
     eviction_and_stats(s);
+    recent(sub);
     pick_health(sub);
     preferred(sub);
     excluded_kept(sub);
