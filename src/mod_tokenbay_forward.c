@@ -75,6 +75,26 @@ typedef struct fwd_t {
     apr_bucket_brigade *bb;      /* the one brigade for client writes */
 } fwd_t;
 
+/* What every upstream request carries: who asks (never the client's
+ * key), the account's credential in its dialect's way, the timeouts, and
+ * the client's socket to watch. */
+static void request_common(request_rec *r, const tb_account_t *acct,
+                           tb_http_request_t *req, const char *accept)
+{
+    tb_dir_conf_t *dc = tb_conf_dir(r);
+
+    req->headers = apr_array_make(r->pool, 6, sizeof(const char *));
+    APR_ARRAY_PUSH(req->headers, const char *) =
+        apr_pstrcat(r->pool, "Accept: ", accept, NULL);
+    APR_ARRAY_PUSH(req->headers, const char *) = "User-Agent: " USER_AGENT;
+    APR_ARRAY_PUSH(req->headers, const char *) =
+        apr_pstrcat(r->pool, "X-Request-Id: ", tb_request_id(r), NULL);
+    acct->dialect->auth(r->pool, acct->credential, req->headers);
+    req->connect_timeout = tb_conf_connect_timeout(dc);
+    req->timeout = tb_conf_timeout(dc);
+    req->watch_fd = client_fd(r);
+}
+
 /* The upstream request for one account: the client's bytes with the model
  * spliced in when the account speaks the client's dialect (the fast path,
  * no copy), else the request converted through the IR. APR_EINVAL with
@@ -83,7 +103,6 @@ static apr_status_t build_request(fwd_t *f, const tb_route_t *rt,
                                   tb_http_request_t *req, tb_ir_error_t *err)
 {
     request_rec *r = f->r;
-    tb_dir_conf_t *dc = tb_conf_dir(r);
     const tb_account_t *acct = rt->account;
     const tb_dialect_t *up = acct->dialect;
     apr_array_header_t *iov;
@@ -111,17 +130,9 @@ static apr_status_t build_request(fwd_t *f, const tb_route_t *rt,
     req->url = apr_pstrcat(r->pool, acct->base_url,
                            up->path(r->pool, f->info->op, rt->upstream_model,
                                     f->info->stream), NULL);
-    req->headers = apr_array_make(r->pool, 6, sizeof(const char *));
+    request_common(r, acct, req, f->info->stream ? "text/event-stream"
+                                                 : "application/json");
     APR_ARRAY_PUSH(req->headers, const char *) = "Content-Type: application/json";
-    APR_ARRAY_PUSH(req->headers, const char *) =
-        f->info->stream ? "Accept: text/event-stream" : "Accept: application/json";
-    APR_ARRAY_PUSH(req->headers, const char *) = "User-Agent: " USER_AGENT;
-    APR_ARRAY_PUSH(req->headers, const char *) =
-        apr_pstrcat(r->pool, "X-Request-Id: ", tb_request_id(r), NULL);
-    up->auth(r->pool, acct->credential, req->headers);
-    req->connect_timeout = tb_conf_connect_timeout(dc);
-    req->timeout = tb_conf_timeout(dc);
-    req->watch_fd = client_fd(r);
     return APR_SUCCESS;
 }
 
@@ -1108,4 +1119,78 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
     }
     failures_answer(r, &fail, attempts, &err);
     return tb_respond_error(r, &err);
+}
+
+/* ---- a stored response: GET and DELETE .../responses/{id} ------------------------- */
+
+static int answer_no_response(request_rec *r, const char *id)
+{
+    tb_error_t err;
+
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", "rejected");
+    tb_error_set(&err, HTTP_NOT_FOUND, "invalid_request_error",
+                 "response_not_found", NULL,
+                 apr_psprintf(r->pool, "Response with id '%s' not found.", id));
+    return tb_respond_error(r, &err);
+}
+
+int tb_forward_response_item(request_rec *r, const tb_keyinfo_t *key,
+                             const char *id)
+{
+    const char *rkey = response_key(r->pool, id, key->key_id);
+    const tb_catalog_t *cat;
+    const tb_account_t *acct;
+    tb_http_request_t req;
+    tb_http_result_t res;
+    tb_http_buffer_t buf;
+    tb_http_sink_t sink;
+    tb_error_t err;
+    int owner;
+
+    /* only the key that made it may read or delete it: for any other, the
+     * same 404 as for an id that never existed */
+    owner = rkey ? tb_sticky_get(r, rkey, 0, NULL) : 0;
+    if (!owner) {
+        return answer_no_response(r, id);
+    }
+    if (tb_state_catalog(r, &cat) != APR_SUCCESS) {
+        tb_error_set(&err, HTTP_SERVICE_UNAVAILABLE, "api_error",
+                     "database_unavailable", NULL,
+                     "The gateway cannot load its routing catalogue right now; "
+                     "retry shortly.");
+        err.retry_after = 1;
+        return tb_respond_error(r, &err);
+    }
+    acct = tb_catalog_account(cat, owner);
+    if (!acct || !acct->active || acct->unusable || !acct->dialect
+        || acct->dialect != &tb_dialect_responses
+        || tb_sched_ready_at(tb_shared_sched(), acct->sched_slot, 0, 0)
+           == APR_INT64_MAX) {
+        return answer_no_response(r, id);   /* its holder is gone */
+    }
+    memset(&req, 0, sizeof(req));
+    req.method = r->method_number == M_DELETE ? "DELETE" : "GET";
+    req.url = apr_pstrcat(r->pool, acct->base_url, "/responses/",
+                          ap_escape_path_segment(r->pool, id),
+                          r->args ? "?" : "", r->args ? r->args : "", NULL);
+    request_common(r, acct, &req, "application/json");
+    tb_http_buffer_init(&buf, r->pool,
+                        (apr_size_t)tb_conf_max_response(tb_conf_dir(r)), &sink);
+    apr_table_setn(r->notes, "TOKENBAY_ACCOUNT", acct->name);
+    apr_table_setn(r->notes, "TOKENBAY_PROTOCOL", acct->protocol);
+    if (tb_curl_perform(tb_state_curl_pool(), &req, &sink, r->pool, &res)
+        != APR_SUCCESS || res.error != TB_UP_OK) {
+        apr_table_setn(r->notes, "TOKENBAY_OUTCOME",
+                       res.error == TB_UP_CLIENT_GONE ? "client_aborted"
+                                                      : "upstream_error");
+        tb_error_set(&err, HTTP_BAD_GATEWAY, "api_error", "upstream_error", NULL,
+                     "The account holding this response could not be reached.");
+        return tb_respond_error(r, &err);
+    }
+    apr_table_setn(r->notes, "TOKENBAY_UPSTREAM_STATUS", apr_itoa(r->pool, res.status));
+    apr_table_setn(r->notes, "TOKENBAY_OUTCOME", res.status < 400 ? "ok"
+                   : "upstream_client_error");
+    return tb_respond_body(r, res.status, buf.content_type ? buf.content_type
+                           : "application/json", buf.body.data ? buf.body.data : "",
+                           buf.body.len);
 }

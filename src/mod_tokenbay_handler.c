@@ -301,8 +301,27 @@ static int handle_models(request_rec *r, const tb_keyinfo_t *key)
 }
 
 typedef enum {
-    ROUTE_NONE, ROUTE_CHAT, ROUTE_RESPONSES, ROUTE_COMPACT, ROUTE_MODELS
+    ROUTE_NONE, ROUTE_CHAT, ROUTE_RESPONSES, ROUTE_COMPACT, ROUTE_MODELS,
+    ROUTE_RESPONSE_ITEM          /* .../responses/{id} */
 } route_t;
+
+#define RESPONSES_SEGMENT "/responses/"
+
+/* The {id} of .../responses/{id}, or NULL. */
+static const char *response_item_id(const request_rec *r)
+{
+    const char *at = NULL, *p = r->uri;
+
+    while ((p = strstr(p, RESPONSES_SEGMENT)) != NULL) {
+        at = p;
+        ++p;
+    }
+    if (!at) {
+        return NULL;
+    }
+    at += sizeof(RESPONSES_SEGMENT) - 1;
+    return *at && !strchr(at, '/') && strcmp(at, "compact") ? at : NULL;
+}
 
 /* The route is the tail of the path, so the gateway may be mounted at any
  * prefix (/v1, /openai/v1, ...). */
@@ -326,6 +345,10 @@ static route_t route_of(const request_rec *r, const char **pmethod)
             *pmethod = routes[i].method;
             return routes[i].route;
         }
+    }
+    if (response_item_id(r)) {
+        *pmethod = "GET, DELETE";
+        return ROUTE_RESPONSE_ITEM;
     }
     return ROUTE_NONE;
 }
@@ -384,6 +407,20 @@ int tb_handler(request_rec *r)
                      "This gateway serves the Responses API over HTTP only: use "
                      "POST with Server-Sent Events.");
         return tb_respond_error(r, &err);
+    }
+    if (route == ROUTE_RESPONSE_ITEM) {
+        if (r->method_number != M_GET && r->method_number != M_DELETE) {
+            r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_DELETE);
+            apr_table_setn(r->err_headers_out, "Allow", method);
+            tb_error_set(&err, HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
+                         "method_not_allowed", NULL,
+                         apr_psprintf(r->pool, "Use %s for this URL.", method));
+            return tb_respond_error(r, &err);
+        }
+        apr_table_setn(r->notes, "TOKENBAY_ROUTE", r->method_number == M_GET
+                       ? "response_get" : "response_delete");
+        /* NB: r->uri is decoded already */
+        return tb_forward_response_item(r, key, response_item_id(r));
     }
     if (strcmp(r->method, method)
         && !(r->method_number == M_GET && r->header_only && !strcmp(method, "GET"))) {

@@ -69,6 +69,11 @@ static tb_account_t *account_get(const tb_catalog_t *cat, int id)
     return apr_hash_get(cat->accounts, &id, sizeof(id));
 }
 
+const tb_account_t *tb_catalog_account(const tb_catalog_t *cat, int id)
+{
+    return account_get(cat, id);
+}
+
 /* Bytes that would end or split an upstream request's header line. */
 static int has_ctl(const char *v)
 {

@@ -91,6 +91,9 @@ void tb_catalog_routes(const tb_catalog_t *cat, int group_id,
                        const char *model_id, apr_pool_t *p,
                        apr_array_header_t **pactive, int *pconfigured);
 
+/* The account with this id, or NULL. */
+const tb_account_t *tb_catalog_account(const tb_catalog_t *cat, int id);
+
 /* Every account, in no particular order. */
 typedef void tb_catalog_account_cb(void *ctx, const tb_account_t *acct);
 void tb_catalog_foreach_account(const tb_catalog_t *cat, apr_pool_t *p,

@@ -646,6 +646,10 @@ apr_status_t tb_curl_perform(tb_curl_pool_t *cpool,
     }
     else {
         curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
+        if (strcmp(req->method, "GET")) {
+            /* DELETE: a GET on the wire, but for its method */
+            curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, req->method);
+        }
     }
 
     if (curl_multi_add_handle(h->multi, h->easy) != CURLM_OK) {
@@ -731,6 +735,7 @@ leave:
         curl_easy_setopt(h->easy, CURLOPT_READDATA, NULL);
         curl_easy_setopt(h->easy, CURLOPT_SEEKDATA, NULL);
         curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+        curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, NULL);
         handles_release(cpool, h, req->url);
     }
     return rv;

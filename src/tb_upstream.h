@@ -25,7 +25,7 @@ typedef enum {
 } tb_up_error_t;
 
 typedef struct tb_http_request_t {
-    const char *method;                 /* "GET" or "POST" */
+    const char *method;                 /* "POST", "GET" or "DELETE" */
     const char *url;
     apr_array_header_t *headers;        /* const char * "Name: value" */
     const char *body;                   /* POST body, not copied */

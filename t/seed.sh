@@ -124,3 +124,4 @@ $A account add conn-x --base-url "http://127.0.0.1:1/v1" --credential sk-conn-x-
     --priority 10 --groups sched --models sched-conn
 acct conn-y sched-conn --priority 0
 $A key add --group sched --name test-sched --key tb-test-sched-key-000011
+$A key add --group sched --name test-sched2 --key tb-test-sched-key2-00012

@@ -12,12 +12,14 @@ use warnings FATAL => 'all';
 use Apache::Test qw(-withtestmore);
 use Apache::TestRequest ();
 use JSON::PP ();
+use HTTP::Tiny;
 use Time::HiRes qw(sleep time);
 use TB::Test;
 
 use constant KEY => 'tb-test-sched-key-000011';
+use constant KEY2 => 'tb-test-sched-key2-00012';   # same group, another key
 
-plan tests => 110;
+plan tests => 121;
 
 Apache::TestRequest::module('tb_sched');
 my $MOCK = 'http://127.0.0.1:' . ($ENV{TB_MOCK_PORT} || 18080) . '/a';
@@ -384,6 +386,42 @@ mock_reset();
     admin('account', 'enable', $first);
     ok(wait_for(sub { $cont->()->code == 200 }), "$first enabled again: the conversation continues");
     close $_->{sock} for $c1, $c2;
+}
+
+# ---- GET and DELETE .../responses/{id}: the account that made it, for its key only ----
+{
+    my $tiny = HTTP::Tiny->new(timeout => 15);
+    my $call = sub {
+        my ($method, $path, $key, $content) = @_;
+        my $res = $tiny->request($method, Apache::TestRequest::resolve_url($path), {
+            headers => { Authorization => "Bearer $key",
+                         (defined $content ? ('Content-Type' => 'application/json') : ()) },
+            (defined $content ? (content => $content) : ()) });
+        $res->{json} = eval { JSON::PP->new->decode($res->{content}) } || {};
+        $res->{head} = 'x-request-id: ' . ($res->{headers}{'x-request-id'} // '');
+        return $res;
+    };
+    mock_reset();
+    my $r = ask('sched-resp', path => '/v1/responses', body => { input => 'keep this' });
+    my $id = json_of($r)->{id};
+    my $owner = field(log_of($r), 'account');
+    my $g = $call->('GET', "/v1/responses/$id", KEY);
+    is($g->{status}, 200, "GET /v1/responses/{id}: 200");
+    is($g->{json}{id}, $id, '... the response ...');
+    my @gets = grep { $_->{method} eq 'GET' } @{ mock_requests($owner) };
+    ok(@gets == 1 && $gets[0]{path} =~ m{/responses/\Q$id\E$}, "... from $owner, the account that made it");
+    is(field(log_of($g), 'route'), 'response_get', '... logged as route response_get');
+    my $other = $call->('GET', "/v1/responses/$id", KEY2);
+    is($other->{status}, 404, 'another key: 404 ...');
+    is($other->{json}{error}{code} // '', 'response_not_found', '... response_not_found, as for an id that never existed');
+    is($call->('GET', '/v1/responses/resp_never', KEY)->{status}, 404, 'an unknown id: 404');
+    my $d = $call->('DELETE', "/v1/responses/$id", KEY);
+    is($d->{status}, 200, 'DELETE /v1/responses/{id}: 200');
+    ok($d->{json}{deleted} && (grep { $_->{method} eq 'DELETE' } @{ mock_requests($owner) }),
+       "... deleted by $owner");
+    my $put = $call->('PUT', "/v1/responses/$id", KEY, '{}');
+    is($put->{status}, 405, 'PUT: 405 ...');
+    like($put->{headers}{allow} // '', qr/GET, DELETE/, '... Allow: GET, DELETE');
 }
 
 # ---- a new account takes traffic without a restart --------------------------------------------

@@ -38,6 +38,8 @@ Provider routes: /a/<account>/v1/<endpoint> (/v1/<endpoint> is account "default"
                          "encrypted_content": opaque base64}], "usage"} (usage as
                          for responses; honours the step's usage only).
   GET  models            one model, "mock-model".
+  GET responses/ID       a Response with that id (as the default reply).
+  DELETE responses/ID    {"id": ID, "object": "response.deleted", "deleted": true}.
   other methods on responses, responses/compact
                          405 {"error":{..., "code":"method_not_allowed"}} (Codex
                          probes GET /v1/responses for a WebSocket upgrade).
@@ -566,6 +568,15 @@ def default_reply(account, endpoint, method, path, req, step):
     if endpoint in ("responses", "responses/compact"):
         return 405, JSON_TYPE, dumps(error_body("Invalid method for URL (%s %s)" % (method, path),
                                                 "method_not_allowed")), None
+    if endpoint.startswith("responses/") and "/" not in endpoint[len("responses/"):]:
+        rid = endpoint[len("responses/"):]
+        if method == "GET":
+            obj = response_object(model, {}, plan)
+            obj["id"] = rid
+            return 200, JSON_TYPE, dumps(obj), None
+        if method == "DELETE":
+            return 200, JSON_TYPE, dumps({"id": rid, "object": "response.deleted",
+                                          "deleted": True}), None
     if endpoint == "models" and method == "GET":
         return 200, JSON_TYPE, dumps({"object": "list", "data": [
             {"id": "mock-model", "object": "model", "created": 1700000000, "owned_by": "mock"}]}), None
