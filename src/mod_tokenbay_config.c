@@ -184,6 +184,19 @@ static const char *parse_duration(cmd_parms *cmd, const char *arg,
     return NULL;
 }
 
+static const char *parse_int(cmd_parms *cmd, const char *arg, long min,
+                             long max, int *pv)
+{
+    long v;
+
+    if (!tb_parse_long(arg, min, max, &v)) {
+        return invalid(cmd, apr_psprintf(cmd->pool, "'%s' (expected an integer "
+                       "from %ld to %ld)", arg, min, max));
+    }
+    *pv = (int)v;
+    return NULL;
+}
+
 static const char *parse_size(cmd_parms *cmd, const char *arg, apr_off_t *pv)
 {
     apr_off_t v;
@@ -257,14 +270,7 @@ static const char *set_idle_timeout(cmd_parms *cmd, void *dconf, const char *arg
 
 static const char *set_max_attempts(cmd_parms *cmd, void *dconf, const char *arg)
 {
-    long v;
-
-    if (!tb_parse_long(arg, 1, 16, &v)) {
-        return invalid(cmd, apr_psprintf(cmd->pool,
-                       "'%s' (expected an integer from 1 to 16)", arg));
-    }
-    ((tb_dir_conf_t *)dconf)->max_attempts = (int)v;
-    return NULL;
+    return parse_int(cmd, arg, 1, 16, &((tb_dir_conf_t *)dconf)->max_attempts);
 }
 
 static const char *set_key_cache_ttl(cmd_parms *cmd, void *dummy, const char *arg)
@@ -303,17 +309,9 @@ static const char *set_upstream_keepalive(cmd_parms *cmd, void *dummy,
 static const char *set_key_cache_size(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_CONTEXT);
-    long v;
 
-    if (err) {
-        return err;
-    }
-    if (!tb_parse_long(arg, 1, 10000000L, &v)) {
-        return invalid(cmd, apr_psprintf(cmd->pool,
-                       "'%s' (expected an integer from 1 to 10000000)", arg));
-    }
-    tb_conf_srv(cmd->server)->key_cache_size = (int)v;
-    return NULL;
+    return err ? err : parse_int(cmd, arg, 1, 10000000L,
+                                 &tb_conf_srv(cmd->server)->key_cache_size);
 }
 
 static const char *set_queue_timeout(cmd_parms *cmd, void *dconf, const char *arg)
@@ -353,17 +351,9 @@ static const char *set_srv_duration(cmd_parms *cmd, void *dummy, const char *arg
 static const char *set_sched_slots(cmd_parms *cmd, void *dummy, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    long v;
 
-    if (err) {
-        return err;
-    }
-    if (!tb_parse_long(arg, 16, 65536L, &v)) {
-        return invalid(cmd, apr_psprintf(cmd->pool,
-                       "'%s' (expected an integer from 16 to 65536)", arg));
-    }
-    tb_conf_srv(cmd->server)->sched_slots = (int)v;
-    return NULL;
+    return err ? err : parse_int(cmd, arg, 16, 65536L,
+                                 &tb_conf_srv(cmd->server)->sched_slots);
 }
 
 static const char *set_sticky_cache(cmd_parms *cmd, void *dummy, const char *arg)

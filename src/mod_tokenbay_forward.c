@@ -593,14 +593,24 @@ static const char *body_string(request_rec *r, const tb_req_info_t *info,
     return n >= 0 ? tb_jdoc_string(&info->doc, n, r->pool) : NULL;
 }
 
+/* A key of the sticky cache: its kind ('s' a session, 'r' a response),
+ * the gateway key it belongs to (another key's finds nothing), and a hash
+ * of the client's value (of any length: it fits every provider's keys). */
+static const char *sticky_key(apr_pool_t *p, char kind, long key_id,
+                              const char *value)
+{
+    char hex[TB_SHA256_HEX_LEN + 1];
+
+    tb_sha256_hex(value, strlen(value), hex);
+    return apr_psprintf(p, "tb:%c:%ld:%.32s", kind, key_id, hex);
+}
+
 /* The session a request belongs to: Codex's session_id header, then the
- * body's prompt_cache_key, then its user. Scoped by key, and hashed (the
- * value is the client's, of any length). */
+ * body's prompt_cache_key, then its user. */
 static const char *session_key(request_rec *r, const tb_req_info_t *info,
                                long key_id)
 {
     const char *v = apr_table_get(r->headers_in, "session_id");
-    char hex[TB_SHA256_HEX_LEN + 1];
 
     if (!v || !*v) {
         v = apr_table_get(r->headers_in, "session-id");
@@ -611,24 +621,14 @@ static const char *session_key(request_rec *r, const tb_req_info_t *info,
     if (!v || !*v) {
         v = body_string(r, info, "user");
     }
-    if (!v || !*v) {
-        return NULL;
-    }
-    tb_sha256_hex(v, strlen(v), hex);
-    return apr_psprintf(r->pool, "tb:s:%ld:%.32s", key_id, hex);
+    return v && *v ? sticky_key(r->pool, 's', key_id, v) : NULL;
 }
 
-/* The sticky key of a response id: scoped by gateway key (another key's
- * id finds nothing), and hashed, so that it fits every provider's keys. */
+/* The sticky key of a response id. */
 static const char *response_key(apr_pool_t *p, const char *id, long key_id)
 {
-    char hex[TB_SHA256_HEX_LEN + 1];
-
-    if (!id || !*id || strlen(id) > MAX_ID_LEN) {
-        return NULL;
-    }
-    tb_sha256_hex(id, strlen(id), hex);
-    return apr_psprintf(p, "tb:r:%ld:%.32s", key_id, hex);
+    return id && *id && strlen(id) <= MAX_ID_LEN ? sticky_key(p, 'r', key_id, id)
+                                                 : NULL;
 }
 
 /* The candidate serving account `id`, or -1. */
@@ -804,12 +804,13 @@ static void report(request_rec *r, sched_req_t *sr, const tb_route_t *rt,
         tb_state_account_mark_error(r, acct, reason);
     }
     else if (d > 0) {
+        /* quota and connection failures cool the whole account */
+        int whole = out == TB_OUT_QUOTA || out == TB_OUT_CONNECT;
+
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, TB_LOGNO(54)
                       "account %s cools for %" APR_TIME_T_FMT " ms%s%s: %s",
-                      acct->name, apr_time_as_msec(d),
-                      out == TB_OUT_QUOTA || out == TB_OUT_CONNECT ? ""
-                      : " for model ", out == TB_OUT_QUOTA || out == TB_OUT_CONNECT
-                      ? "" : apr_table_get(r->notes, "TOKENBAY_MODEL"),
+                      acct->name, apr_time_as_msec(d), whole ? "" : " for model ",
+                      whole ? "" : apr_table_get(r->notes, "TOKENBAY_MODEL"),
                       tb_outcome_name(out));
     }
 }
@@ -900,6 +901,13 @@ static int answer_full(request_rec *r, const char *model)
 
 /* ---- the attempt loop ------------------------------------------------------------------ */
 
+/* How long the request waited for a slot, for the log. */
+static void note_queued(request_rec *r, apr_time_t queued_at, apr_time_t now)
+{
+    apr_table_setn(r->notes, "TOKENBAY_QUEUE_MS",
+                   apr_ltoa(r->pool, (long)apr_time_as_msec(now - queued_at)));
+}
+
 static const char *layer_name(tb_pick_t pick, const sched_req_t *sr)
 {
     switch (pick) {
@@ -971,8 +979,7 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
                 queue_until = queued_at + tb_conf_queue_timeout(dc);
             }
             if (sr.want.now >= queue_until || client_hung_up(r)) {
-                apr_table_setn(r->notes, "TOKENBAY_QUEUE_MS", apr_ltoa(r->pool,
-                               (long)apr_time_as_msec(sr.want.now - queued_at)));
+                note_queued(r, queued_at, sr.want.now);
                 full = 1;
                 break;
             }
@@ -990,8 +997,7 @@ int tb_forward(request_rec *r, const tb_dialect_t *client, tb_req_info_t *info,
             sr.want.preferred = -1;
         }
         if (queued_at) {
-            apr_table_setn(r->notes, "TOKENBAY_QUEUE_MS", apr_ltoa(r->pool,
-                           (long)apr_time_as_msec(sr.want.now - queued_at)));
+            note_queued(r, queued_at, sr.want.now);
         }
         memset(&conv_err, 0, sizeof(conv_err));
         if ((rv = build_request(&f, &rt[idx], &req, &conv_err)) != APR_SUCCESS) {
@@ -1154,11 +1160,7 @@ int tb_forward_response_item(request_rec *r, const tb_keyinfo_t *key,
         return answer_no_response(r, id);
     }
     if (tb_state_catalog(r, &cat) != APR_SUCCESS) {
-        tb_error_set(&err, HTTP_SERVICE_UNAVAILABLE, "api_error",
-                     "database_unavailable", NULL,
-                     "The gateway cannot load its routing catalogue right now; "
-                     "retry shortly.");
-        err.retry_after = 1;
+        tb_state_catalog_error(&err);
         return tb_respond_error(r, &err);
     }
     acct = tb_catalog_account(cat, owner);

@@ -148,11 +148,7 @@ static int catalog_or_error(request_rec *r, const tb_catalog_t **pcat,
                             tb_error_t *err)
 {
     if (tb_state_catalog(r, pcat) != APR_SUCCESS) {
-        tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
-                     "database_unavailable", NULL,
-                     "The gateway cannot load its routing catalogue right now; "
-                     "retry shortly.");
-        err->retry_after = 1;
+        tb_state_catalog_error(err);
         return 0;
     }
     return 1;
@@ -323,41 +319,58 @@ static const char *response_item_id(const request_rec *r)
     return *at && !strchr(at, '/') && strcmp(at, "compact") ? at : NULL;
 }
 
+/* A request's route, the methods it takes, and for .../responses/{id}
+ * the id. */
+typedef struct route_info_t {
+    route_t route;
+    apr_int64_t methods;         /* AP_METHOD_BIT << M_*, for r->allowed */
+    const char *allow;           /* ... and for the Allow header */
+    const char *id;
+} route_info_t;
+
+#define BIT(m) (AP_METHOD_BIT << (m))
+
 /* The route is the tail of the path, so the gateway may be mounted at any
  * prefix (/v1, /openai/v1, ...). */
-static route_t route_of(const request_rec *r, const char **pmethod)
+static void route_of(const request_rec *r, route_info_t *ri)
 {
     static const struct {
         const char *suffix;
-        const char *method;
         route_t route;
+        apr_int64_t methods;
+        const char *allow;
     } routes[] = {
-        { "/chat/completions", "POST", ROUTE_CHAT },
-        { "/responses/compact", "POST", ROUTE_COMPACT },
-        { "/responses", "POST", ROUTE_RESPONSES },
-        { "/models", "GET", ROUTE_MODELS },
+        { "/chat/completions", ROUTE_CHAT, BIT(M_POST), "POST" },
+        { "/responses/compact", ROUTE_COMPACT, BIT(M_POST), "POST" },
+        { "/responses", ROUTE_RESPONSES, BIT(M_POST), "POST" },
+        { "/models", ROUTE_MODELS, BIT(M_GET), "GET" },
     };
     apr_size_t ulen = strlen(r->uri), i;
 
+    memset(ri, 0, sizeof(*ri));
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); ++i) {
         apr_size_t slen = strlen(routes[i].suffix);
         if (ulen >= slen && !strcmp(r->uri + ulen - slen, routes[i].suffix)) {
-            *pmethod = routes[i].method;
-            return routes[i].route;
+            ri->route = routes[i].route;
+            ri->methods = routes[i].methods;
+            ri->allow = routes[i].allow;
+            return;
         }
     }
-    if (response_item_id(r)) {
-        *pmethod = "GET, DELETE";
-        return ROUTE_RESPONSE_ITEM;
+    /* NB: r->uri is decoded already */
+    if ((ri->id = response_item_id(r)) != NULL) {
+        ri->route = ROUTE_RESPONSE_ITEM;
+        ri->methods = BIT(M_GET) | BIT(M_DELETE);
+        ri->allow = "GET, DELETE";
     }
-    return ROUTE_NONE;
 }
 
 int tb_route_is_models(const request_rec *r)
 {
-    const char *method;
+    route_info_t ri;
 
-    return route_of(r, &method) == ROUTE_MODELS && r->method_number == M_GET;
+    route_of(r, &ri);
+    return ri.route == ROUTE_MODELS && r->method_number == M_GET;
 }
 
 /* Codex's built-in provider first asks for the Responses WebSocket
@@ -374,14 +387,15 @@ int tb_handler(request_rec *r)
 {
     const tb_keyinfo_t *key;
     tb_error_t err;
-    const char *method = NULL;
+    route_info_t ri;
     route_t route;
 
     if (!r->handler || strcmp(r->handler, TB_HANDLER)) {
         return DECLINED;
     }
     tb_request_id(r);
-    route = route_of(r, &method);
+    route_of(r, &ri);
+    route = ri.route;
     if (route == ROUTE_NONE) {
         tb_error_set(&err, HTTP_NOT_FOUND, "invalid_request_error", "unknown_url",
                      NULL, apr_psprintf(r->pool, "Invalid URL (%s %s).",
@@ -408,31 +422,22 @@ int tb_handler(request_rec *r)
                      "POST with Server-Sent Events.");
         return tb_respond_error(r, &err);
     }
-    if (route == ROUTE_RESPONSE_ITEM) {
-        if (r->method_number != M_GET && r->method_number != M_DELETE) {
-            r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_DELETE);
-            apr_table_setn(r->err_headers_out, "Allow", method);
-            tb_error_set(&err, HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
-                         "method_not_allowed", NULL,
-                         apr_psprintf(r->pool, "Use %s for this URL.", method));
-            return tb_respond_error(r, &err);
-        }
-        apr_table_setn(r->notes, "TOKENBAY_ROUTE", r->method_number == M_GET
-                       ? "response_get" : "response_delete");
-        /* NB: r->uri is decoded already */
-        return tb_forward_response_item(r, key, response_item_id(r));
-    }
-    if (strcmp(r->method, method)
-        && !(r->method_number == M_GET && r->header_only && !strcmp(method, "GET"))) {
-        r->allowed = AP_METHOD_BIT << (strcmp(method, "GET") ? M_POST : M_GET);
-        apr_table_setn(r->err_headers_out, "Allow", method);
+    /* NB: HEAD is M_GET */
+    if (!(ri.methods & BIT(r->method_number))) {
+        r->allowed = ri.methods;
+        apr_table_setn(r->err_headers_out, "Allow", ri.allow);
         tb_error_set(&err, HTTP_METHOD_NOT_ALLOWED, "invalid_request_error",
                      "method_not_allowed", NULL,
-                     apr_psprintf(r->pool, "Use %s for this URL.", method));
+                     apr_psprintf(r->pool, "Use %s for this URL.", ri.allow));
         return tb_respond_error(r, &err);
     }
     if (route == ROUTE_MODELS) {
         return handle_models(r, key);
+    }
+    if (route == ROUTE_RESPONSE_ITEM) {
+        apr_table_setn(r->notes, "TOKENBAY_ROUTE", r->method_number == M_DELETE
+                       ? "response_delete" : "response_get");
+        return tb_forward_response_item(r, key, ri.id);
     }
     switch (route) {
     case ROUTE_CHAT:

@@ -4,9 +4,7 @@
  */
 #include "mod_tokenbay_private.h"
 
-#include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -80,11 +78,6 @@ void tb_shared_policy(server_rec *s, tb_sched_policy_t *pol)
 
 /* ---- the table ------------------------------------------------------------ */
 
-static int pid_alive(apr_uint32_t pid)
-{
-    return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
-}
-
 static apr_status_t sched_setup(apr_pool_t *ptemp, server_rec *s)
 {
     apr_pool_t *pproc = s->process->pool;
@@ -108,7 +101,7 @@ static apr_status_t sched_setup(apr_pool_t *ptemp, server_rec *s)
         sched = tb_sched_open(apr_shm_baseaddr_get(shm), apr_shm_size_get(shm),
                               slots, nprocs);
         if (sched) {
-            unsigned int given = tb_sched_proc_sweep(sched, pid_alive);
+            unsigned int given = tb_sched_proc_sweep(sched, tb_sched_pid_alive);
             if (given) {
                 ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, TB_LOGNO(61)
                              "gave back %u upstream slot%s held by processes "

@@ -161,6 +161,15 @@ void tb_state_unavailable_error(request_rec *r, apr_status_t rv,
     err->retry_after = after;
 }
 
+void tb_state_catalog_error(tb_error_t *err)
+{
+    tb_error_set(err, HTTP_SERVICE_UNAVAILABLE, "api_error",
+                 "database_unavailable", NULL,
+                 "The gateway cannot load its routing catalogue right now; "
+                 "retry shortly.");
+    err->retry_after = 1;
+}
+
 /* ---- database health ----------------------------------------------------- */
 
 typedef enum { GATE_CLOSED = 0, GATE_OPEN, GATE_PROBE } gate_t;

@@ -50,6 +50,9 @@ apr_status_t tb_state_catalog(request_rec *r, const tb_catalog_t **pcat);
 apr_status_t tb_state_account_mark_error(request_rec *r, const tb_account_t *a,
                                          const char *reason);
 
+/* The 503 for a request that needs a catalogue and cannot have one. */
+void tb_state_catalog_error(tb_error_t *err);
+
 /* The 503 for a status from the two calls above. */
 void tb_state_unavailable_error(request_rec *r, apr_status_t rv,
                                 tb_error_t *err);

@@ -160,7 +160,7 @@ int tb_sched_slot(tb_sched_t *s, int account_id)
 /* Spins before asking whether a lock holder is still alive. */
 #define SPINS_BEFORE_CHECK 1024
 
-static int pid_alive(apr_uint32_t pid)
+int tb_sched_pid_alive(apr_uint32_t pid)
 {
     return kill((pid_t)pid, 0) == 0 || errno != ESRCH;
 }
@@ -171,7 +171,7 @@ static int pid_alive(apr_uint32_t pid)
  * each field is whole, and the next report overwrites them. */
 static void repair(slot_t *sl, apr_uint32_t holder, apr_uint32_t me)
 {
-    if (holder && holder != me && !pid_alive(holder)
+    if (holder && holder != me && !tb_sched_pid_alive(holder)
         && __atomic_compare_exchange_n(&sl->lock, &holder, me, 0,
                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
         if (__atomic_load_n(&sl->seq, __ATOMIC_RELAXED) & 1) {
@@ -451,6 +451,15 @@ static int has_room(tb_sched_t *s, const tb_sched_cand_t *c)
         || __atomic_load_n(&slots(s)[c->slot].in_flight, __ATOMIC_RELAXED) < c->limit;
 }
 
+/* A candidate of tier `best` the weighted choice may take now: not
+ * excluded (nor skipped), taking traffic, healthy, with room. */
+static int in_tier(tb_sched_t *s, const tb_sched_cand_t *c, unsigned char flags,
+                   int best, const tb_sched_want_t *want)
+{
+    return !flags && c->weight && c->priority == best && has_room(s, c)
+        && !tb_sched_ready_at(s, c->slot, want->model, want->now);
+}
+
 static apr_uint32_t next_rnd(apr_uint32_t r)
 {
     return r * 1664525u + 1013904223u;
@@ -511,9 +520,7 @@ tb_pick_t tb_sched_pick(tb_sched_t *s, int proc, const tb_sched_cand_t *c,
             break;
         }
         for (i = 0; i < n; ++i) {
-            if (!excluded[i] && c[i].weight && c[i].priority == best
-                && has_room(s, &c[i])
-                && !tb_sched_ready_at(s, c[i].slot, want->model, want->now)) {
+            if (in_tier(s, &c[i], excluded[i], best, want)) {
                 total += c[i].weight;
             }
         }
@@ -528,9 +535,7 @@ tb_pick_t tb_sched_pick(tb_sched_t *s, int proc, const tb_sched_cand_t *c,
               + (((apr_uint64_t)rnd * (total & 0xffffffffu)) >> 32);
         rnd = next_rnd(rnd);
         for (i = 0; i < n && chosen < 0; ++i) {
-            if (!excluded[i] && c[i].weight && c[i].priority == best
-                && has_room(s, &c[i])
-                && !tb_sched_ready_at(s, c[i].slot, want->model, want->now)) {
+            if (in_tier(s, &c[i], excluded[i], best, want)) {
                 if (point < c[i].weight) {
                     chosen = i;
                 }

@@ -89,6 +89,9 @@ int tb_sched_proc_join(tb_sched_t *s, apr_uint32_t pid);
  * its row. Returns the number of leases given back. */
 unsigned int tb_sched_proc_reap(tb_sched_t *s, apr_uint32_t pid);
 
+/* Is process `pid` still there (kill(pid, 0))? The `alive` of a sweep. */
+int tb_sched_pid_alive(apr_uint32_t pid);
+
 /* Calls `alive` for each process with a row; reaps those it says are
  * gone. Returns the number of leases given back. */
 unsigned int tb_sched_proc_sweep(tb_sched_t *s, int (*alive)(apr_uint32_t pid));
