@@ -593,16 +593,29 @@ static const char *body_string(request_rec *r, const tb_req_info_t *info,
     return n >= 0 ? tb_jdoc_string(&info->doc, n, r->pool) : NULL;
 }
 
-/* A key of the sticky cache: its kind ('s' a session, 'r' a response),
- * the gateway key it belongs to (another key's finds nothing), and a hash
- * of the client's value (of any length: it fits every provider's keys). */
+/* A key of the sticky cache: a hash of the client's value (of any length:
+ * it fits every provider's keys), its kind ('s' a session, 'r' a
+ * response) and the gateway key it belongs to (another key's finds
+ * nothing). NB: it starts with one of 64 printable characters ('?' to
+ * '~') taken from the hash: shmcb puts an entry in the subcache its first
+ * byte names, and keys that all began alike shared one subcache of its 64
+ * (the default size), a 64th of the room, where entries were pushed out
+ * under load. */
 static const char *sticky_key(apr_pool_t *p, char kind, long key_id,
                               const char *value)
 {
-    char hex[TB_SHA256_HEX_LEN + 1];
+    static const char digits[] = "0123456789abcdef";
+    unsigned char md[TB_SHA256_DIGEST_LEN];
+    char hex[33];
+    int i;
 
-    tb_sha256_hex(value, strlen(value), hex);
-    return apr_psprintf(p, "tb:%c:%ld:%.32s", kind, key_id, hex);
+    tb_sha256(value, strlen(value), md);
+    for (i = 0; i < 16; ++i) {
+        hex[2 * i] = digits[md[i] >> 4];
+        hex[2 * i + 1] = digits[md[i] & 15];
+    }
+    hex[32] = '\0';
+    return apr_psprintf(p, "%c%s:%c:%ld", '?' + (md[16] & 63), hex, kind, key_id);
 }
 
 /* The session a request belongs to: Codex's session_id header, then the
